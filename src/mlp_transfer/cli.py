@@ -1,0 +1,31 @@
+"""``mlp-transfer <stage> ...``: one command-line entry point dispatching to each stage's ``cli``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+STAGES = {
+    "generate-sw": ("mlp_transfer.data.generate", "Generate a Stillinger-Weber dataset by MD sampling"),
+    "import-mlearn": ("mlp_transfer.data.mlearn", "Import the mlearn DFT JSON dataset"),
+    "import-extxyz": ("mlp_transfer.data.extxyz_import", "Import and validate a user's extxyz dataset"),
+    "split": ("mlp_transfer.splits", "Draw nested learning-curve subsets and a validation set"),
+    "train": ("mlp_transfer.train", "Train a model (source, transfer or scratch)"),
+    "evaluate": ("mlp_transfer.evaluate", "Evaluate a trained model on test sets"),
+    "aggregate": ("mlp_transfer.aggregate", "Build learning-curve tables and plots from finished runs"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"} or argv[0] not in STAGES:
+        print("usage: mlp-transfer <stage> [options]\n\nstages:")
+        for name, (_, help_text) in STAGES.items():
+            print(f"  {name:<14} {help_text}")
+        return 0 if argv and argv[0] in {"-h", "--help"} else 2
+    module = importlib.import_module(STAGES[argv[0]][0])
+    return module.cli(argv[1:]) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Reference datasets: Stillinger-Weber generation, mlearn and generic extxyz import, validation."""
