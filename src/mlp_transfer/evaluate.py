@@ -1,0 +1,111 @@
+"""Error evaluation of a trained model on test sets.
+
+Errors are reported per test set (the ``test_set`` label each test structure carries, e.g. one per MD
+temperature): energy MAE/RMSE per atom (meV/atom, on E/N of each structure) and force MAE/RMSE per
+Cartesian component (meV/Å).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import pandas as pd
+import torch
+
+from mlp_transfer import models
+from mlp_transfer.batching import StructureSet
+from mlp_transfer.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+METRIC_COLUMNS = ["energy_mae_mev_atom", "energy_rmse_mev_atom", "force_mae_mev_ang", "force_rmse_mev_ang"]
+
+
+def predict(model, frames, cutoff: float, batch_size: int = 8, device: str = "cpu"):
+    """Energies (eV) and per-structure force arrays (eV/Å) predicted for ``frames``."""
+    model = model.to(device).eval()
+    structures = StructureSet(frames, cutoff, with_targets=False)
+    energies, forces = [], []
+    for batch in structures.batches(batch_size, device):
+        pred = model(batch)  # forces come from autograd: no torch.no_grad / inference_mode here
+        energies.append(pred["energy"].detach().cpu().double().numpy())
+        counts = batch["_n_atoms"].cpu().numpy()
+        forces.extend(np.split(pred["forces"].detach().cpu().double().numpy(), np.cumsum(counts)[:-1]))
+    return np.concatenate(energies), forces
+
+
+def error_metrics(ref_energy, pred_energy, n_atoms, ref_forces, pred_forces) -> dict:
+    """MAE and RMSE of E/N (meV/atom) and of force components (meV/Å)."""
+    de = (np.asarray(pred_energy) - np.asarray(ref_energy)) / np.asarray(n_atoms)
+    df = np.concatenate([(p - r).reshape(-1) for p, r in zip(pred_forces, ref_forces)])
+    return {"energy_mae_mev_atom": 1000 * float(np.mean(np.abs(de))),
+            "energy_rmse_mev_atom": 1000 * float(np.sqrt(np.mean(de ** 2))),
+            "force_mae_mev_ang": 1000 * float(np.mean(np.abs(df))),
+            "force_rmse_mev_ang": 1000 * float(np.sqrt(np.mean(df ** 2)))}
+
+
+def evaluate_model(model, frames, cutoff: float, device: str = "cpu") -> pd.DataFrame:
+    """One row per test set label (frames without a label count as ``test``)."""
+    energies, forces = predict(model, frames, cutoff, device=device)
+    labels = np.array([str(atoms.info.get("test_set", "test")) for atoms in frames])
+    rows = []
+    for label in dict.fromkeys(labels):  # first-appearance order
+        idx = np.flatnonzero(labels == label)
+        rows.append({"test_set": label, "n_structures": len(idx), **error_metrics(
+            [frames[i].calc.results["energy"] for i in idx], energies[idx], [len(frames[i]) for i in idx],
+            [frames[i].calc.results["forces"] for i in idx], [forces[i] for i in idx])})
+    return pd.DataFrame(rows)
+
+
+def run_evaluation(model_path: str | Path, test_path: str | Path, out_csv: str | Path, cutoff: float,
+                   metadata: dict | None = None, summary_path: str | Path | None = None,
+                   device: str = "cpu", threads: int = 1) -> pd.DataFrame:
+    """Evaluate a saved model on a test file and write the per-test-set CSV (metadata columns first).
+
+    ``n_train`` is taken from the training run's summary when given, so the ``all`` size resolves to
+    the number of structures actually used.
+    """
+    torch.set_num_threads(threads)
+    model = models.load_model(model_path, device)
+    frames = ase.io.read(str(test_path), index=":", format="extxyz")
+    table = evaluate_model(model, frames, cutoff, device)
+    meta = dict(metadata or {})
+    if summary_path is not None:
+        import json
+
+        meta["n_train"] = json.loads(Path(summary_path).read_text())["n_train"]
+    for position, (key, value) in enumerate(meta.items()):
+        table.insert(position, key, value)
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False)
+    for row in table.itertuples():
+        log.info("%s: E MAE %.2f meV/atom, F MAE %.1f meV/A (%d structures)", row.test_set,
+                 row.energy_mae_mev_atom, row.force_mae_mev_ang, row.n_structures)
+    return table
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlp-transfer evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--test", required=True, help="test structures (extxyz)")
+    parser.add_argument("--cutoff", type=float, required=True)
+    parser.add_argument("--out", required=True, help="output CSV")
+    parser.add_argument("--summary", help="training summary.json (for n_train)")
+    parser.add_argument("--meta", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="columns to prepend, e.g. dataset=sw regime=transfer seed=0")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    meta = dict(item.split("=", 1) for item in args.meta)
+    run_evaluation(args.model, args.test, args.out, args.cutoff, meta, args.summary, args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,121 @@
+"""SchNetPack models: construction from config, transfer initialisation across elements, save and load.
+
+A model is a ``schnetpack.model.NeuralNetworkPotential`` whose energy offset (mean energy per atom of its
+training data) lives in the ``AddOffsets`` postprocessor. Postprocessing stays on during training, so the
+network learns the residual ``E - N * mean`` and the offset is part of the saved model, exactly as
+``schnetpack.interfaces.SpkCalculator`` expects.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+import ase.data
+import schnetpack as spk
+import torch
+
+log = logging.getLogger(__name__)
+
+ARCHITECTURES = ("painn", "schnet")
+EMBEDDING_INITS = ("copy", "random")
+
+
+def build_model(architecture: str = "painn", cutoff: float = 4.5, n_atom_basis: int = 32,
+                n_interactions: int = 2, n_rbf: int = 20) -> spk.model.NeuralNetworkPotential:
+    """A PaiNN or SchNet energy model with forces from autograd and a per-atom energy offset."""
+    radial_basis = spk.nn.GaussianRBF(n_rbf=n_rbf, cutoff=cutoff)
+    cutoff_fn = spk.nn.CosineCutoff(cutoff)
+    if architecture == "painn":
+        representation = spk.representation.PaiNN(n_atom_basis=n_atom_basis, n_interactions=n_interactions,
+                                                   radial_basis=radial_basis, cutoff_fn=cutoff_fn)
+    elif architecture == "schnet":
+        representation = spk.representation.SchNet(n_atom_basis=n_atom_basis, n_interactions=n_interactions,
+                                                   radial_basis=radial_basis, cutoff_fn=cutoff_fn)
+    else:
+        raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
+    return spk.model.NeuralNetworkPotential(
+        representation=representation,
+        input_modules=[spk.atomistic.PairwiseDistances()],
+        output_modules=[spk.atomistic.Atomwise(n_in=n_atom_basis, output_key="energy"),
+                        spk.atomistic.Forces(energy_key="energy", force_key="forces")],
+        # float64 before adding the offset: total energies of hundreds of eV lose meV in float32.
+        postprocessors=[spk.transform.CastTo64(), spk.transform.AddOffsets("energy", add_mean=True)],
+    )
+
+
+def energy_offset_module(model) -> spk.transform.AddOffsets:
+    for module in model.postprocessors:
+        if isinstance(module, spk.transform.AddOffsets):
+            return module
+    raise ValueError("model has no AddOffsets postprocessor for the energy offset")
+
+
+def set_energy_offset(model, mean_energy_per_atom: float) -> None:
+    energy_offset_module(model).mean = torch.tensor([float(mean_energy_per_atom)], dtype=torch.float64)
+
+
+def get_energy_offset(model) -> float:
+    return float(energy_offset_module(model).mean.item())
+
+
+def embedding_weight(model) -> torch.nn.Parameter:
+    """The (Z_max x F) element embedding: the only trainable per-element tensor of PaiNN and SchNet."""
+    return model.representation.embedding.weight
+
+
+def init_transfer_model(source_model, source_element: str, target_element: str, embedding_init: str = "copy",
+                        target_energy_offset: float | None = None, seed: int = 0):
+    """Copy every weight of the source model and prepare it for the target element.
+
+    ``copy`` gives the target element the source element's embedding row, so the network sees the target as
+    the chemistry it was trained on; ``random`` draws a fresh row like ``nn.Embedding``'s initialiser (N(0, 1))
+    with ``seed``. The energy offset is replaced by the target's when given (mean energy per atom of the
+    target training subset), because source and target cohesive energies differ by far more than the
+    network's residual range.
+    """
+    if embedding_init not in EMBEDDING_INITS:
+        raise ValueError(f"unknown embedding_init {embedding_init!r}; choose one of {EMBEDDING_INITS}")
+    z_source = ase.data.atomic_numbers[source_element]
+    z_target = ase.data.atomic_numbers[target_element]
+    model = copy.deepcopy(source_model)
+    weight = embedding_weight(model)
+    with torch.no_grad():
+        if embedding_init == "copy":
+            weight[z_target] = weight[z_source]
+        else:
+            generator = torch.Generator().manual_seed(seed)
+            weight[z_target] = torch.randn(weight.shape[1], generator=generator, dtype=weight.dtype)
+    if target_energy_offset is not None:
+        set_energy_offset(model, target_energy_offset)
+    log.info("transfer init %s -> %s: embedding %s, energy offset %.6f eV/atom", source_element,
+             target_element, embedding_init, get_energy_offset(model))
+    return model
+
+
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def save_model(model, path: str | Path) -> None:
+    """Save the whole module (schnetpack's convention, loadable by ``SpkCalculator``), atomically."""
+    from mlp_transfer.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(model, tmp)
+
+
+def load_model(path: str | Path, device: str = "cpu"):
+    """Load a model written by :func:`save_model`.
+
+    Whole-module pickles need ``weights_only=False``, which can execute code stored in the file: load only
+    the workflow's own outputs or files the user names explicitly.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    model = torch.load(path, map_location=device, weights_only=False)
+    if not isinstance(model, spk.model.NeuralNetworkPotential):
+        raise TypeError(f"{path} does not hold a schnetpack NeuralNetworkPotential (got {type(model).__name__})")
+    return model

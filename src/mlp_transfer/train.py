@@ -1,0 +1,341 @@
+"""Training of source, transfer and scratch models with early stopping, history and resumable checkpoints.
+
+All regimes share one loop and one budget rule: train until the validation loss has not improved for
+``patience`` validations (with a generous ``max_steps`` cap), keep the best-validation weights. Only the
+initialisation (random, or copied from the source model) and the learning rate differ, so the comparison
+between transfer and scratch is fair by construction. Every validation is logged with its optimiser step
+and wall time, which makes "transfer expedites training" measurable.
+
+Loss: ``w_E * MSE(E/N) + w_F * MSE(F)`` in eV units (per-atom energies, force components).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import ase.io
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from mlp_transfer import models
+from mlp_transfer.batching import ENERGY_REF, FORCES_REF, StructureSet, mean_energy_per_atom
+from mlp_transfer.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+REGIMES = ("source", "transfer", "scratch")
+HISTORY_COLUMNS = ["step", "epoch", "wall_time_s", "lr", "train_loss", "val_loss",
+                   "val_energy_mae_mev_atom", "val_force_mae_mev_ang"]
+
+
+@dataclasses.dataclass
+class TrainSettings:
+    """Optimisation settings shared by all regimes (see config/README.md for meanings)."""
+
+    batch_size: int = 4
+    lr: float = 1e-3
+    transfer_lr: float = 5e-4
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    energy_weight: float = 10.0
+    forces_weight: float = 1.0
+    max_steps: int = 5000
+    val_interval: int = 25
+    patience: int = 10
+    min_rel_improvement: float = 1e-3
+    lr_factor: float = 0.5
+    lr_patience: int = 4
+    min_lr: float = 1e-5
+    threads: int = 1
+    device: str = "cpu"
+
+    @classmethod
+    def from_config(cls, training: dict) -> "TrainSettings":
+        flat = dict(training)
+        for key, value in flat.pop("loss_weights", {}).items():
+            flat[f"{key}_weight"] = value
+        for key, value in flat.pop("lr_schedule", {}).items():
+            flat[{"factor": "lr_factor", "patience": "lr_patience", "min_lr": "min_lr"}[key]] = value
+        early = flat.pop("early_stopping", {})
+        flat.update({k: v for k, v in early.items()})
+        flat.pop("embedding_init", None)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(flat) - names)
+        if unknown:
+            raise ValueError(f"unknown training settings: {unknown}")
+        return cls(**flat)
+
+
+def _loss_terms(pred: dict, batch: dict):
+    n_atoms = batch["_n_atoms"].to(pred["energy"].dtype)
+    energy_err = (pred["energy"] - batch[ENERGY_REF]) / n_atoms
+    force_err = pred["forces"] - batch[FORCES_REF]
+    return energy_err, force_err
+
+
+class Trainer:
+    """Mini-batch training of one model; resumable from its checkpoint."""
+
+    def __init__(self, model, train_set: StructureSet, val_set: StructureSet, settings: TrainSettings, lr: float,
+                 seed: int, checkpoint_path: Path | None = None):
+        self.settings = settings
+        self.device = torch.device(settings.device)
+        self.model = model.to(self.device)
+        self.train_set, self.val_set = train_set, val_set
+        self.batch_size = min(settings.batch_size, len(train_set))
+        opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[settings.optimizer]
+        self.optimizer = opt_cls(self.model.parameters(), lr=lr, weight_decay=settings.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min", factor=settings.lr_factor, patience=settings.lr_patience,
+            min_lr=settings.min_lr, threshold=settings.min_rel_improvement)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.checkpoint_path = checkpoint_path
+        self.step = 0
+        self.epoch = 0
+        self.wall_time = 0.0
+        self.history: list[dict] = []
+        self.best_val = math.inf
+        self.best_step = 0
+        self.best_state = copy.deepcopy(self.model.state_dict())
+        self.bad_validations = 0
+        self.stop_reason = None
+        self.resumed_from_step = None
+
+    # -- evaluation -------------------------------------------------------------------------------------
+    def validate(self) -> dict:
+        """Validation loss and MAEs; forces need autograd, so no inference_mode here."""
+        self.model.eval()
+        energy_errors, force_errors = [], []
+        for batch in self.val_set.batches(16, self.device):
+            pred = self.model(batch)
+            e_err, f_err = _loss_terms(pred, batch)
+            energy_errors.append(e_err.detach().cpu().double())
+            force_errors.append(f_err.detach().cpu().double().reshape(-1))
+        e = torch.cat(energy_errors)
+        f = torch.cat(force_errors)
+        s = self.settings
+        return {"val_loss": float(s.energy_weight * (e ** 2).mean() + s.forces_weight * (f ** 2).mean()),
+                "val_energy_mae_mev_atom": float(e.abs().mean() * 1000),
+                "val_force_mae_mev_ang": float(f.abs().mean() * 1000)}
+
+    def _record(self, train_loss: float) -> bool:
+        """Validate, log, update best/early-stopping state; return True when training should stop."""
+        metrics = self.validate()
+        row = {"step": self.step, "epoch": self.epoch, "wall_time_s": round(self.wall_time, 4),
+               "lr": self.optimizer.param_groups[0]["lr"], "train_loss": train_loss, **metrics}
+        self.history.append(row)
+        val = metrics["val_loss"]
+        if not math.isfinite(val):
+            self.stop_reason = "non_finite_loss"
+            return True
+        if val < self.best_val * (1 - self.settings.min_rel_improvement):
+            self.best_val, self.best_step = val, self.step
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            self.bad_validations = 0
+        else:
+            self.bad_validations += 1
+        if self.step > 0:
+            self.scheduler.step(val)
+        log.info("step %5d  epoch %4d  lr %.2e  train %.3e  val %.3e  E %.2f meV/atom  F %.1f meV/A%s",
+                 self.step, self.epoch, row["lr"], train_loss, val, metrics["val_energy_mae_mev_atom"],
+                 metrics["val_force_mae_mev_ang"], "  *" if self.best_step == self.step else "")
+        if self.bad_validations >= self.settings.patience:
+            self.stop_reason = "early_stopping"
+            return True
+        if self.step >= self.settings.max_steps:
+            self.stop_reason = "max_steps"
+            return True
+        return False
+
+    # -- checkpoints ------------------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "generator": self.generator.get_state(),
+                "step": self.step, "epoch": self.epoch, "wall_time": self.wall_time, "history": self.history,
+                "best_val": self.best_val, "best_step": self.best_step, "best_state": self.best_state,
+                "bad_validations": self.bad_validations}
+
+    def save_checkpoint(self) -> None:
+        if self.checkpoint_path is not None:
+            with atomic_path(self.checkpoint_path) as tmp:
+                torch.save(self._state(), tmp)
+
+    def load_checkpoint(self) -> bool:
+        if self.checkpoint_path is None or not self.checkpoint_path.is_file():
+            return False
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        for key in ("step", "epoch", "history", "best_val", "best_step", "best_state", "bad_validations"):
+            setattr(self, key, state[key])
+        self.wall_time = state["wall_time"]
+        self.resumed_from_step = self.step
+        log.info("resumed from checkpoint %s at step %d", self.checkpoint_path, self.step)
+        return True
+
+    # -- loop -------------------------------------------------------------------------------------------
+    def fit(self) -> None:
+        s = self.settings
+        if not self.load_checkpoint():
+            if self._record(float("nan")):
+                return
+        elif self.stop_reason is None and self.history and self._should_stop_after_resume():
+            return
+        running, n_running = 0.0, 0
+        while True:
+            order = torch.randperm(len(self.train_set), generator=self.generator).tolist()
+            for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
+                t0 = time.perf_counter()
+                self.model.train()
+                batch = self.train_set.batch(order[start:start + self.batch_size], self.device)
+                pred = self.model(batch)
+                e_err, f_err = _loss_terms(pred, batch)
+                loss = s.energy_weight * (e_err ** 2).mean() + s.forces_weight * (f_err ** 2).mean()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.step += 1
+                running += float(loss.detach())
+                n_running += 1
+                self.wall_time += time.perf_counter() - t0
+                if self.step % s.val_interval == 0 or self.step >= s.max_steps:
+                    stop = self._record(running / n_running)
+                    running, n_running = 0.0, 0
+                    self.save_checkpoint()
+                    if stop:
+                        return
+            self.epoch += 1
+
+    def _should_stop_after_resume(self) -> bool:
+        """A checkpoint written at the final validation: re-derive the stop decision without retraining."""
+        if self.bad_validations >= self.settings.patience:
+            self.stop_reason = "early_stopping"
+        elif self.step >= self.settings.max_steps:
+            self.stop_reason = "max_steps"
+        return self.stop_reason is not None
+
+
+def read_subset(pool_path: str | Path, indices: Sequence[int]) -> list:
+    frames = ase.io.read(str(pool_path), index=":", format="extxyz")
+    return [frames[i] for i in indices]
+
+
+def settings_hash(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_training(*, regime: str, pool: str | Path, splits: str | Path, size: str, element: str, seed: int,
+                 model_config: dict, training_config: dict, out_model: str | Path, out_history: str | Path,
+                 out_summary: str | Path, source_model: str | Path | None = None,
+                 source_element: str | None = None, metadata: dict | None = None) -> dict:
+    """Train one model and write its best weights, validation history and summary (all atomically).
+
+    ``regime``: ``source`` and ``scratch`` start from a random initialisation seeded by ``seed``; ``transfer``
+    starts from ``source_model`` (see :func:`mlp_transfer.models.init_transfer_model`). The checkpoint beside
+    ``out_model`` makes a killed run resume where it stopped.
+    """
+    if regime not in REGIMES:
+        raise ValueError(f"unknown regime {regime!r}; choose one of {REGIMES}")
+    settings = TrainSettings.from_config(training_config)
+    torch.set_num_threads(settings.threads)
+    split = json.loads(Path(splits).read_text())
+    if str(size) not in split["train"]:
+        raise ValueError(f"{splits} has no training subset of size {size!r} (has {sorted(split['train'])})")
+    frames = ase.io.read(str(pool), index=":", format="extxyz")
+    train_frames = [frames[i] for i in split["train"][str(size)]]
+    val_frames = [frames[i] for i in split["validation"]]
+    offset = mean_energy_per_atom(train_frames)
+
+    torch.manual_seed(seed)
+    if regime == "transfer":
+        if source_model is None or source_element is None:
+            raise ValueError("transfer needs source_model and source_element")
+        source = models.load_model(source_model)
+        model = models.init_transfer_model(source, source_element, element,
+                                           training_config.get("embedding_init", "copy"), offset, seed)
+        lr = settings.transfer_lr
+    else:
+        model = models.build_model(**model_config)
+        models.set_energy_offset(model, offset)
+        lr = settings.lr
+
+    checkpoint = Path(out_model).with_name("checkpoint.pt")
+    fingerprint = settings_hash({"regime": regime, "size": size, "seed": seed, "model": model_config,
+                                 "training": training_config, "train": split["train"][str(size)],
+                                 "validation": split["validation"]})
+    fingerprint_file = checkpoint.with_suffix(".fingerprint")
+    if checkpoint.is_file() and (not fingerprint_file.is_file() or fingerprint_file.read_text() != fingerprint):
+        log.warning("discarding checkpoint %s written for different settings", checkpoint)
+        checkpoint.unlink()
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    fingerprint_file.write_text(fingerprint)
+
+    log.info("%s training on %s: %d train / %d validation structures, lr %.1e, %d parameters", regime, element,
+             len(train_frames), len(val_frames), lr, models.count_parameters(model))
+    trainer = Trainer(model, StructureSet(train_frames, model_config["cutoff"]),
+                      StructureSet(val_frames, model_config["cutoff"]), settings, lr, seed, checkpoint)
+    trainer.fit()
+
+    model.load_state_dict(trainer.best_state)
+    model.cpu()
+    best = next(row for row in trainer.history if row["step"] == trainer.best_step)
+    summary = {**(metadata or {}), "regime": regime, "element": element, "n_train": len(train_frames),
+               "n_validation": len(val_frames), "seed": seed, "lr": lr, "energy_offset_ev_atom": offset,
+               "best_step": trainer.best_step, "best_val_loss": trainer.best_val,
+               "best_val_energy_mae_mev_atom": best["val_energy_mae_mev_atom"],
+               "best_val_force_mae_mev_ang": best["val_force_mae_mev_ang"],
+               "stopped_step": trainer.step, "stop_reason": trainer.stop_reason,
+               "train_wall_time_s": trainer.wall_time, "resumed_from_step": trainer.resumed_from_step,
+               "n_parameters": models.count_parameters(model), "threads": settings.threads,
+               "device": settings.device, "torch_version": torch.__version__}
+    with atomic_path(out_history) as tmp:
+        pd.DataFrame(trainer.history, columns=HISTORY_COLUMNS).to_csv(tmp, index=False)
+    write_json(out_summary, summary)
+    models.save_model(model, out_model)  # last: its presence marks the run finished
+    checkpoint.unlink(missing_ok=True)
+    fingerprint_file.unlink(missing_ok=True)
+    log.info("%s done: best step %d (val F %.1f meV/A), stopped at %d (%s), %.1f s", regime, trainer.best_step,
+             best["val_force_mae_mev_ang"], trainer.step, trainer.stop_reason, trainer.wall_time)
+    return summary
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlp-transfer train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--regime", choices=REGIMES, required=True)
+    parser.add_argument("--pool", required=True, help="training pool of the element (extxyz)")
+    parser.add_argument("--splits", required=True, help="split JSON from 'mlp-transfer split'")
+    parser.add_argument("--size", required=True, help="training subset size key in the split file")
+    parser.add_argument("--element", required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--config", required=True, help="workflow config YAML (its 'model' and 'training')")
+    parser.add_argument("--source-model")
+    parser.add_argument("--source-element")
+    parser.add_argument("--out-dir", required=True, help="writes model.pt, history.csv, summary.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    config = yaml.safe_load(Path(args.config).read_text())
+    out = Path(args.out_dir)
+    run_training(regime=args.regime, pool=args.pool, splits=args.splits, size=args.size, element=args.element,
+                 seed=args.seed, model_config=config["model"], training_config=config["training"],
+                 out_model=out / "model.pt", out_history=out / "history.csv", out_summary=out / "summary.json",
+                 source_model=args.source_model, source_element=args.source_element)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
