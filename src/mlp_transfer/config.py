@@ -1,0 +1,113 @@
+"""Configuration checks beyond JSON Schema: cross-references between pairs, datasets, elements and sizes.
+
+The workflow validates the config against ``workflow/schemas/config.schema.yaml`` (types, ranges, unknown
+keys) and then calls :func:`check_config`, so every config error stops planning with one message naming
+the key at fault, before any job runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The configuration is inconsistent; the message names the key."""
+
+
+def dataset_elements(dataset: dict) -> list[str]:
+    elements = dataset["elements"]
+    return list(elements) if isinstance(elements, dict) else list(elements)
+
+
+def sw_pool_size(dataset: dict) -> int:
+    """Training-pool size of a generated Stillinger-Weber dataset, known before generation."""
+    temperatures = dataset.get("temperatures", [300, 600, 900, 1200])
+    per_t = dataset.get("frames_per_temperature", {"train": 30})["train"]
+    return (len(temperatures) * per_t + dataset.get("rattle", {}).get("train", 0)
+            + dataset.get("strain", {}).get("train", 0))
+
+
+def _check_sizes(what: str, sizes, n_validation: int, pool: int) -> None:
+    numeric = [s for s in sizes if s != "all"]
+    if numeric and max(numeric) + n_validation > pool:
+        raise ConfigError(f"{what}: training size {max(numeric)} plus {n_validation} validation structures "
+                          f"exceeds the {pool} structures of the training pool")
+    if pool - n_validation < 1:
+        raise ConfigError(f"{what}: the training pool of {pool} structures leaves nothing after "
+                          f"{n_validation} validation structures")
+
+
+def check_config(config: dict) -> None:
+    """Raise :class:`ConfigError` on inconsistencies the schema cannot express."""
+    from mlp_transfer.reference import SW_PARAMETERS
+
+    datasets = config["datasets"]
+    for name, dataset in datasets.items():
+        if dataset["kind"] == "stillinger_weber":
+            missing = [e for e in dataset["elements"] if e not in SW_PARAMETERS]
+            if missing:
+                raise ConfigError(f"datasets.{name}.elements: no Stillinger-Weber parameters for {missing}; "
+                                  f"available: {sorted(SW_PARAMETERS)}")
+    lc = config["learning_curve"]
+    source_cfg = config.get("source_training", {})
+    for i, pair in enumerate(config["pairs"]):
+        where = f"pairs[{i}]"
+        if pair["dataset"] not in datasets:
+            raise ConfigError(f"{where}.dataset: unknown dataset {pair['dataset']!r}; defined: {sorted(datasets)}")
+        if pair["source"] == pair["target"]:
+            raise ConfigError(f"{where}: source and target are both {pair['source']}")
+        dataset = datasets[pair["dataset"]]
+        for role in ("source", "target"):
+            if pair[role] not in dataset_elements(dataset):
+                raise ConfigError(f"{where}.{role}: element {pair[role]} is not in dataset {pair['dataset']!r} "
+                                  f"(elements: {dataset_elements(dataset)})")
+        if dataset["kind"] == "stillinger_weber":
+            pool = sw_pool_size(dataset)
+            _check_sizes(f"learning_curve.sizes for {where}", lc["sizes"], lc.get("n_validation", 10), pool)
+            _check_sizes(f"source_training.n_train for {where}", [source_cfg.get("n_train", "all")],
+                         source_cfg.get("n_validation", 20), pool)
+    pairs = [(p["dataset"], p["source"], p["target"]) for p in config["pairs"]]
+    if len(set(pairs)) != len(pairs):
+        raise ConfigError("pairs: the same (dataset, source, target) is listed twice")
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a workflow config and validate it like the workflow does (schema with defaults, then checks)."""
+    from snakemake.utils import validate
+
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+    try:
+        validate(config, str(SCHEMA_PATH), set_default=True)
+    except Exception as exc:  # snakemake wraps jsonschema errors in WorkflowError
+        raise ConfigError(f"{path}: {exc}") from exc
+    check_config(config)
+    return config
+
+
+def sw_generation_kwargs(dataset: dict) -> dict:
+    """Keyword arguments of :func:`mlp_transfer.data.generate.generate_sw_dataset` from a dataset entry."""
+    md = dataset.get("md", {})
+    frames = dataset.get("frames_per_temperature", {"train": 30, "test": 10})
+    rattle = dataset.get("rattle", {"train": 0, "test": 0, "stdev": 0.1})
+    strain = dataset.get("strain", {"train": 0, "test": 0, "max_strain": 0.03})
+    kwargs = {
+        "supercell": dataset.get("supercell", 2),
+        "temperatures": dataset.get("temperatures", [300, 600, 900, 1200]),
+        "n_train_per_temperature": frames["train"],
+        "n_test_per_temperature": frames["test"],
+        "rattle": {"n_train": rattle["train"], "n_test": rattle["test"], "stdev": rattle.get("stdev", 0.1)},
+        "strain": {"n_train": strain["train"], "n_test": strain["test"],
+                   "max_strain": strain.get("max_strain", 0.03), "stdev": strain.get("stdev", 0.03)},
+        "seed": dataset.get("seed", 0),
+    }
+    kwargs.update({key: md[key] for key in ("timestep_fs", "friction", "equilibration_steps", "sample_interval")
+                   if key in md})
+    return kwargs

@@ -1,0 +1,91 @@
+def datasets_of_kind(kind):
+    """Regex alternation of dataset names of one kind; never matches when there is none."""
+    names = [name for name, d in config["datasets"].items() if d["kind"] == kind]
+    return "|".join(names) if names else "(?!x)x"
+
+
+rule generate_sw:
+    output:
+        train=f"{RESULTS}/data/{{dataset}}/{{element}}/train.extxyz",
+        test=f"{RESULTS}/data/{{dataset}}/{{element}}/test.extxyz",
+    log:
+        "logs/data/{dataset}/{element}.log",
+    benchmark:
+        "benchmarks/data/{dataset}/{element}.tsv"
+    params:
+        dataset=dataset_config,
+    wildcard_constraints:
+        dataset=datasets_of_kind("stillinger_weber"),
+    threads: 1
+    resources:
+        mem_mb=config["resources"]["data_mem_mb"],
+        runtime=config["resources"]["data_runtime_min"],
+    script:
+        "../scripts/generate_sw.py"
+
+
+rule import_mlearn:
+    input:
+        unpack(get_mlearn_inputs),
+    output:
+        train=f"{RESULTS}/data/{{dataset}}/{{element}}/train.extxyz",
+        test=f"{RESULTS}/data/{{dataset}}/{{element}}/test.extxyz",
+    log:
+        "logs/data/{dataset}/{element}.log",
+    wildcard_constraints:
+        dataset=datasets_of_kind("mlearn"),
+    resources:
+        mem_mb=config["resources"]["data_mem_mb"],
+        runtime=10,
+    script:
+        "../scripts/import_mlearn.py"
+
+
+rule import_extxyz:
+    input:
+        unpack(get_extxyz_inputs),
+    output:
+        train=f"{RESULTS}/data/{{dataset}}/{{element}}/train.extxyz",
+        test=f"{RESULTS}/data/{{dataset}}/{{element}}/test.extxyz",
+    log:
+        "logs/data/{dataset}/{element}.log",
+    params:
+        dataset=dataset_config,
+    wildcard_constraints:
+        dataset=datasets_of_kind("extxyz"),
+    resources:
+        mem_mb=config["resources"]["data_mem_mb"],
+        runtime=10,
+    script:
+        "../scripts/import_extxyz.py"
+
+
+rule split_learning_curve:
+    input:
+        pool=f"{RESULTS}/data/{{dataset}}/{{element}}/train.extxyz",
+    output:
+        f"{RESULTS}/splits/{{dataset}}/{{element}}/seed{{seed}}.json",
+    log:
+        "logs/splits/{dataset}/{element}/seed{seed}.log",
+    params:
+        sizes=LC["sizes"],
+        n_validation=LC["n_validation"],
+    localrule: True
+    script:
+        "../scripts/split.py"
+
+
+rule split_source:
+    input:
+        pool=f"{RESULTS}/data/{{dataset}}/{{element}}/train.extxyz",
+    output:
+        f"{RESULTS}/splits/{{dataset}}/{{element}}/source.json",
+    log:
+        "logs/splits/{dataset}/{element}/source.log",
+    params:
+        sizes=[config["source_training"]["n_train"]],
+        n_validation=config["source_training"]["n_validation"],
+        seed=config["source_training"]["seed"],
+    localrule: True
+    script:
+        "../scripts/split.py"

@@ -1,0 +1,36 @@
+rule evaluate_target:
+    input:
+        model=f"{RESULTS}/models/{{dataset}}/{{source}}-{{target}}/{{regime}}/n{{size}}/seed{{seed}}/model.pt",
+        summary=f"{RESULTS}/models/{{dataset}}/{{source}}-{{target}}/{{regime}}/n{{size}}/seed{{seed}}/summary.json",
+        test=f"{RESULTS}/data/{{dataset}}/{{target}}/test.extxyz",
+    output:
+        f"{RESULTS}/eval/{{dataset}}/{{source}}-{{target}}/{{regime}}/n{{size}}/seed{{seed}}.csv",
+    log:
+        "logs/eval/{dataset}/{source}-{target}/{regime}/n{size}/seed{seed}.log",
+    params:
+        cutoff=config["model"]["cutoff"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/evaluate.py"
+
+
+rule evaluate_source:
+    input:
+        model=f"{RESULTS}/models/{{dataset}}/source/{{element}}/model.pt",
+        summary=f"{RESULTS}/models/{{dataset}}/source/{{element}}/summary.json",
+        test=f"{RESULTS}/data/{{dataset}}/{{element}}/test.extxyz",
+    output:
+        f"{RESULTS}/eval_source/{{dataset}}/{{element}}.csv",
+    log:
+        "logs/eval_source/{dataset}/{element}.log",
+    params:
+        cutoff=config["model"]["cutoff"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/evaluate.py"

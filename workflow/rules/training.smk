@@ -1,0 +1,45 @@
+rule train_source:
+    input:
+        pool=f"{RESULTS}/data/{{dataset}}/{{element}}/train.extxyz",
+        splits=f"{RESULTS}/splits/{{dataset}}/{{element}}/source.json",
+    output:
+        model=f"{RESULTS}/models/{{dataset}}/source/{{element}}/model.pt",
+        history=f"{RESULTS}/models/{{dataset}}/source/{{element}}/history.csv",
+        summary=f"{RESULTS}/models/{{dataset}}/source/{{element}}/summary.json",
+    log:
+        "logs/train/{dataset}/source/{element}.log",
+    benchmark:
+        "benchmarks/train/{dataset}/source/{element}.tsv"
+    params:
+        size=str(config["source_training"]["n_train"]),
+        seed=config["source_training"]["seed"],
+        settings=training_params(),
+    threads: TRAINING["threads"]
+    resources:
+        mem_mb=config["resources"]["train_mem_mb"],
+        runtime=config["resources"]["train_runtime_min"],
+        gpu=USE_GPU,
+    script:
+        "../scripts/train.py"
+
+
+rule train_target:
+    input:
+        unpack(get_train_inputs),
+    output:
+        model=f"{RESULTS}/models/{{dataset}}/{{source}}-{{target}}/{{regime}}/n{{size}}/seed{{seed}}/model.pt",
+        history=f"{RESULTS}/models/{{dataset}}/{{source}}-{{target}}/{{regime}}/n{{size}}/seed{{seed}}/history.csv",
+        summary=f"{RESULTS}/models/{{dataset}}/{{source}}-{{target}}/{{regime}}/n{{size}}/seed{{seed}}/summary.json",
+    log:
+        "logs/train/{dataset}/{source}-{target}/{regime}/n{size}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train/{dataset}/{source}-{target}/{regime}/n{size}/seed{seed}.tsv"
+    params:
+        settings=training_params(),
+    threads: TRAINING["threads"]
+    resources:
+        mem_mb=config["resources"]["train_mem_mb"],
+        runtime=config["resources"]["train_runtime_min"],
+        gpu=USE_GPU,
+    script:
+        "../scripts/train.py"

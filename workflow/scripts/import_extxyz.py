@@ -1,0 +1,10 @@
+from mlp_transfer.smk import log_to
+
+log_to(snakemake.log[0])
+
+from mlp_transfer.data.extxyz_import import import_extxyz
+
+dataset = snakemake.params.dataset
+import_extxyz(snakemake.input.train, snakemake.input.test, snakemake.wildcards.element, snakemake.output.train,
+              snakemake.output.test, energy_key=dataset.get("energy_key", "energy"),
+              forces_key=dataset.get("forces_key", "forces"))
