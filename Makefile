@@ -1,0 +1,40 @@
+# Set-up and entry points. `make run` and `make test` set everything up first (idempotently: the virtual
+# environment is rebuilt only when the requirement files change).
+PYTHON ?= python3.11
+VENV ?= .venv
+CORES ?= all
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# torch first and pinned: an unpinned torch (or a package pulling one) installs a multi-GB CUDA build.
+# Cluster users who want CUDA wheels set e.g. TORCH_INDEX="--index-url https://download.pytorch.org/whl/cu126".
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+
+.PHONY: setup run test lint dryrun tables clean-results
+
+setup: $(STAMP)
+
+$(STAMP): envs/requirements.txt envs/requirements-test.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_INDEX) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -r envs/requirements.txt -r envs/requirements-test.txt
+	# schnetpack 2.2 declares Python >= 3.12 but runs on 3.11; its dependencies are in requirements.txt.
+	$(BIN)/python -m pip install --quiet --no-deps --ignore-requires-python schnetpack==2.2.0
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/snakemake --workflow-profile workflow/profiles/default --cores $(CORES)
+
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/snakemake --lint
+
+dryrun: setup
+	$(BIN)/snakemake -n
+
+tables: setup
+	$(BIN)/mlp-transfer aggregate --results results

@@ -1,0 +1,134 @@
+"""Model construction, transfer initialisation across elements, energy offsets, save and load."""
+
+from __future__ import annotations
+
+import ase.data
+import pytest
+import torch
+
+from mlp_transfer import models
+from mlp_transfer.batching import StructureSet
+
+Z_SI = ase.data.atomic_numbers["Si"]
+Z_GE = ase.data.atomic_numbers["Ge"]
+
+
+@pytest.fixture(scope="module")
+def si_frames(make_sw_frames):
+    return make_sw_frames("Si", 3, seed=11)
+
+
+@pytest.fixture(scope="module")
+def ge_frames(make_sw_frames):
+    return make_sw_frames("Ge", 3, seed=12)
+
+
+@pytest.fixture
+def source_model(tiny_model_config):
+    torch.manual_seed(0)
+    model = models.build_model(**tiny_model_config)
+    models.set_energy_offset(model, -4.3)
+    return model
+
+
+def predict(model, frames, cutoff=4.0):
+    batch = StructureSet(frames, cutoff).batch(range(len(frames)))
+    out = model(batch)
+    return out["energy"].detach(), out["forces"].detach()
+
+
+def assert_same_state(a: dict, b: dict, skip=()):
+    assert a.keys() == b.keys()
+    for key in a:
+        if key not in skip:
+            assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize("architecture", models.ARCHITECTURES)
+def test_build_model_energy_and_force_shapes(architecture, tiny_model_config, si_frames):
+    """Both architectures give one float64 energy per structure and one force vector per atom."""
+    config = dict(tiny_model_config, architecture=architecture)
+    energy, forces = predict(models.build_model(**config), si_frames)
+    assert energy.shape == (3,) and forces.shape == (24, 3)
+    assert energy.dtype == torch.float64
+    assert torch.isfinite(energy).all() and torch.isfinite(forces).all()
+
+
+def test_unknown_architecture():
+    """An unknown architecture is a ValueError naming it."""
+    with pytest.raises(ValueError, match="nequip"):
+        models.build_model("nequip")
+
+
+def test_copy_init_copies_embedding_row_and_nothing_else(source_model):
+    """'copy': the Ge row equals the Si row; every other parameter and buffer is the source's."""
+    before = {k: v.clone() for k, v in source_model.state_dict().items()}
+    target = models.init_transfer_model(source_model, "Si", "Ge", "copy")
+    weight_key = "representation.embedding.weight"
+    target_state, source_state = target.state_dict(), source_model.state_dict()
+    assert torch.equal(target_state[weight_key][Z_GE], source_state[weight_key][Z_SI])
+    assert not torch.equal(source_state[weight_key][Z_GE], source_state[weight_key][Z_SI])
+    other_rows = [z for z in range(source_state[weight_key].shape[0]) if z != Z_GE]
+    assert torch.equal(target_state[weight_key][other_rows], source_state[weight_key][other_rows])
+    assert_same_state(target_state, source_state, skip={weight_key})
+    # The source model is untouched and not shared with the target.
+    assert_same_state(source_model.state_dict(), before)
+    assert target.representation.embedding.weight.data_ptr() != source_model.representation.embedding.weight.data_ptr()
+
+
+def test_random_init_new_row_deterministic_for_seed(source_model):
+    """'random': the Ge row differs from the Si row, is reproducible for a seed and changes with it."""
+    key = "representation.embedding.weight"
+    a = models.init_transfer_model(source_model, "Si", "Ge", "random", seed=5).state_dict()[key]
+    b = models.init_transfer_model(source_model, "Si", "Ge", "random", seed=5).state_dict()[key]
+    c = models.init_transfer_model(source_model, "Si", "Ge", "random", seed=6).state_dict()[key]
+    source = source_model.state_dict()[key]
+    assert not torch.allclose(a[Z_GE], source[Z_SI])
+    assert not torch.allclose(a[Z_GE], source[Z_GE])
+    assert torch.equal(a, b)
+    assert not torch.equal(a[Z_GE], c[Z_GE])
+    assert torch.equal(a[Z_SI], source[Z_SI])
+
+
+def test_unknown_embedding_init(source_model):
+    with pytest.raises(ValueError, match="zeros"):
+        models.init_transfer_model(source_model, "Si", "Ge", "zeros")
+
+
+def test_target_offset_replaces_source_offset_and_shifts_energies(source_model, ge_frames):
+    """The target offset replaces the source's; energies shift by exactly N * (new - old), forces do not."""
+    same = models.init_transfer_model(source_model, "Si", "Ge", "copy")
+    assert models.get_energy_offset(same) == pytest.approx(-4.3)
+    shifted = models.init_transfer_model(source_model, "Si", "Ge", "copy", target_energy_offset=-3.85)
+    assert models.get_energy_offset(shifted) == pytest.approx(-3.85)
+    assert models.get_energy_offset(source_model) == pytest.approx(-4.3)
+    e_same, f_same = predict(same, ge_frames)
+    e_shift, f_shift = predict(shifted, ge_frames)
+    torch.testing.assert_close(e_shift - e_same, torch.full((3,), 8 * (-3.85 + 4.3), dtype=torch.float64),
+                               rtol=0, atol=1e-9)
+    torch.testing.assert_close(f_shift, f_same, rtol=0, atol=0)
+
+
+def test_save_load_round_trip(source_model, si_frames, tmp_path):
+    """A saved and reloaded model predicts identically and keeps its offset; no temp files are left."""
+    path = tmp_path / "model.pt"
+    models.save_model(source_model, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+    loaded = models.load_model(path)
+    assert models.get_energy_offset(loaded) == models.get_energy_offset(source_model)
+    e0, f0 = predict(source_model, si_frames)
+    e1, f1 = predict(loaded, si_frames)
+    assert torch.equal(e0, e1) and torch.equal(f0, f1)
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        models.load_model(tmp_path / "absent.pt")
+
+
+def test_load_other_object_is_type_error(tmp_path):
+    """A torch file holding something other than a NeuralNetworkPotential is a TypeError."""
+    path = tmp_path / "state.pt"
+    torch.save({"weights": torch.zeros(3)}, path)
+    with pytest.raises(TypeError, match="NeuralNetworkPotential"):
+        models.load_model(path)

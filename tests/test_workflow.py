@@ -1,0 +1,130 @@
+"""End-to-end checks of the Snakemake workflow: lint, planning, and real runs of tiny configurations."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SNAKEMAKE = str(BIN / "snakemake")
+MLEARN = REPO.parent / "shared" / "data" / "mlearn"
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+
+
+def snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=1500)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n"
+                             f"{proc.stderr[-4000:]}")
+    return proc
+
+
+def test_lint_is_clean():
+    proc = snakemake("--lint", check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "Lints for" not in output, output
+
+
+def test_dry_run_plans_the_default_study():
+    proc = snakemake("-n", "--quiet", "rules")
+    counts = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    lc = config["learning_curve"]
+    n_runs = len(lc["sizes"]) * len(lc["seeds"]) * len(lc["regimes"]) * len(config["pairs"])
+    assert counts["train_target"] == n_runs
+    assert counts["evaluate_target"] == n_runs
+    assert counts["train_source"] == 1
+    assert counts["generate_sw"] == 2
+
+
+def test_invalid_config_stops_planning(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["learning_curve"]["sizes"] = [0, 2]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    proc = snakemake("-n", "--configfile", str(bad), "--directory", str(tmp_path), check=False)
+    assert proc.returncode != 0
+    assert "sizes" in proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("tiny")
+    snakemake("--configfile", str(TINY), "--directory", str(workdir), "--cores", "2")
+    return workdir
+
+
+@pytest.mark.slow
+def test_tiny_workflow_produces_tables_and_plots(tiny_run):
+    config = yaml.safe_load(TINY.read_text())
+    lc = pd.read_csv(tiny_run / "results/tables/learning_curve.csv")
+    expected_columns = ["dataset", "source", "target", "regime", "n_train", "seed", "test_set",
+                        "energy_mae_mev_atom", "energy_rmse_mev_atom", "force_mae_mev_ang", "force_rmse_mev_ang"]
+    assert list(lc.columns[:len(expected_columns)]) == expected_columns
+    test_sets = {f"T{t}K" for t in config["datasets"]["sw"]["temperatures"]} | {"rattle"}
+    assert set(lc["test_set"]) == test_sets
+    grid = config["learning_curve"]
+    assert len(lc) == len(grid["sizes"]) * len(grid["seeds"]) * len(grid["regimes"]) * len(test_sets)
+    assert set(lc["n_train"]) == set(grid["sizes"])
+    assert lc[["force_mae_mev_ang", "energy_mae_mev_atom"]].notna().all().all()
+    summary = pd.read_csv(tiny_run / "results/tables/summary.csv")
+    assert (summary["n_seeds"] == len(grid["seeds"])).all()
+    assert (tiny_run / "results/tables/summary.md").read_text().strip()
+    source = pd.read_csv(tiny_run / "results/tables/source_models.csv")
+    assert set(source["element"]) == {"Si"}
+    for plot in ("learning_curve_sw_Si-Ge_force.png", "convergence_sw_Si-Ge.png"):
+        assert (tiny_run / "results/plots" / plot).stat().st_size > 1000
+    # every rule left a log
+    assert (tiny_run / "logs/train/sw/source/Si.log").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_tables_rebuild_from_finished_runs(tiny_run, tmp_path):
+    """`mlp-transfer aggregate` rebuilds the same learning-curve table from the finished runs alone."""
+    proc = subprocess.run([str(BIN / "mlp-transfer"), "aggregate", "--results", str(tiny_run / "results"),
+                           "--tables", str(tmp_path / "tables"), "--plots", str(tmp_path / "plots")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rebuilt = pd.read_csv(tmp_path / "tables/learning_curve.csv")
+    original = pd.read_csv(tiny_run / "results/tables/learning_curve.csv")
+    pd.testing.assert_frame_equal(rebuilt, original)
+
+
+@pytest.mark.slow
+def test_rerun_is_up_to_date(tiny_run):
+    proc = snakemake("-n", "--configfile", str(TINY), "--directory", str(tiny_run))
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MLEARN.is_dir(), reason=f"mlearn data not found at {MLEARN}")
+def test_reduced_mlearn_study_runs(tmp_path):
+    """A reduced variant of config/mlearn.yaml (same datasets and pair, tiny budgets) runs to its tables."""
+    config = yaml.safe_load((REPO / "config" / "mlearn.yaml").read_text())
+    config["datasets"]["mlearn"]["path"] = str(MLEARN)
+    config["source_training"] = {"n_train": 8, "n_validation": 4, "seed": 0}
+    config["learning_curve"].update({"sizes": [2, 4], "seeds": [0], "n_validation": 4})
+    config["model"] = {"architecture": "painn", "cutoff": 4.0, "n_atom_basis": 8, "n_interactions": 1, "n_rbf": 8}
+    config["training"] = {"batch_size": 2, "max_steps": 10, "val_interval": 5, "early_stopping": {"patience": 2}}
+    path = tmp_path / "mlearn_reduced.yaml"
+    path.write_text(yaml.safe_dump(config))
+    snakemake("--configfile", str(path), "--directory", str(tmp_path), "--cores", "2")
+    lc = pd.read_csv(tmp_path / "results/tables/learning_curve.csv")
+    assert set(lc["test_set"]) == {"test"}
+    assert set(lc["regime"]) == {"transfer", "scratch"}
+    assert set(lc["n_train"]) == {2, 4}
+    # the published split is kept: 25 Ge test structures
+    assert (lc["n_structures"] == 25).all()
