@@ -191,9 +191,6 @@ def test_sw_generation_kwargs_defaults():
     assert not {"timestep_fs", "friction", "equilibration_steps", "sample_interval"} & set(kwargs)
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="BUG: the schema allows rattle/strain without train/test, but sw_generation_kwargs "
-                          "indexes them directly (KeyError 'train')")
 def test_sw_generation_kwargs_rattle_without_counts(tiny, load):
     """A schema-valid rattle entry giving only stdev should mean no rattled frames, as in sw_pool_size."""
     tiny["datasets"]["sw"]["rattle"] = {"stdev": 0.2}

@@ -164,8 +164,6 @@ def test_settings_from_config_rejects_unknown_keys(training):
         TrainSettings.from_config(training)
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="BUG: an unknown lr_schedule key raises a bare KeyError instead of ValueError")
 def test_settings_from_config_rejects_unknown_lr_schedule_key():
     with pytest.raises(ValueError, match="cooldown"):
         TrainSettings.from_config({"lr_schedule": {"cooldown": 2}})
@@ -201,8 +199,8 @@ def test_history_columns_and_rows(scratch_run):
     assert history.train_loss.iloc[1:].notna().all()
     assert (history.lr == 5e-3).all()
     assert history.wall_time_s.is_monotonic_increasing
-    # 9 structures in batches of 3: three steps per epoch, step s (s >= 1) is taken in epoch (s - 1) // 3.
-    assert history.epoch.tolist() == [max(step - 1, 0) // 3 for step in history.step]
+    # 9 structures in batches of 3: three steps per epoch; `epoch` counts completed epochs.
+    assert history.epoch.tolist() == [step // 3 for step in history.step]
 
 
 def test_summary_contents(scratch_run, sw_pools):
@@ -373,8 +371,6 @@ def test_resume_at_epoch_boundary_reproduces_values(train, monkeypatch):
                                rtol=0, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a checkpoint written at the last batch of an epoch loses the "
-                                       "epoch increment, so the resumed run's epoch column is one behind")
 def test_resume_at_epoch_boundary_keeps_epoch_count(train, monkeypatch):
     config = training_config(max_steps=24, val_interval=6)
     _, _, reference = train("reference", config=config)
@@ -382,8 +378,6 @@ def test_resume_at_epoch_boundary_keeps_epoch_count(train, monkeypatch):
     assert resumed.epoch.tolist() == reference.epoch.tolist()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: resuming mid-epoch draws a new batch order instead of finishing "
-                                       "the interrupted epoch, so the resumed run differs from an uninterrupted one")
 def test_resume_mid_epoch_reproduces_values(train, monkeypatch):
     """Killed mid-epoch (step 10 is the first step of the fourth epoch), the resumed run should still
     reproduce the uninterrupted run."""
@@ -419,9 +413,6 @@ def test_stale_checkpoint_without_matching_fingerprint_is_discarded(train, tmp_p
     assert history.step.tolist() == [0, 5, 10]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the checkpoint fingerprint covers split indices but not the pool's "
-                                       "content (nor element or source model), so a checkpoint survives "
-                                       "regenerated data of the same size and is resumed")
 def test_checkpoint_for_other_data_is_discarded(splits, tiny_model_config, make_sw_frames, monkeypatch, tmp_path):
     """A run killed on one pool and rerun after the pool was regenerated (same size, new structures) must
     start afresh rather than resume weights trained on the old data."""

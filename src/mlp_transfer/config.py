@@ -96,16 +96,16 @@ def sw_generation_kwargs(dataset: dict) -> dict:
     """Keyword arguments of :func:`mlp_transfer.data.generate.generate_sw_dataset` from a dataset entry."""
     md = dataset.get("md", {})
     frames = dataset.get("frames_per_temperature", {"train": 30, "test": 10})
-    rattle = dataset.get("rattle", {"train": 0, "test": 0, "stdev": 0.1})
-    strain = dataset.get("strain", {"train": 0, "test": 0, "max_strain": 0.03})
+    rattle = {"train": 0, "test": 0, "stdev": 0.1, **dataset.get("rattle", {})}
+    strain = {"train": 0, "test": 0, "max_strain": 0.03, "stdev": 0.03, **dataset.get("strain", {})}
     kwargs = {
         "supercell": dataset.get("supercell", 2),
         "temperatures": dataset.get("temperatures", [300, 600, 900, 1200]),
         "n_train_per_temperature": frames["train"],
         "n_test_per_temperature": frames["test"],
-        "rattle": {"n_train": rattle["train"], "n_test": rattle["test"], "stdev": rattle.get("stdev", 0.1)},
-        "strain": {"n_train": strain["train"], "n_test": strain["test"],
-                   "max_strain": strain.get("max_strain", 0.03), "stdev": strain.get("stdev", 0.03)},
+        "rattle": {"n_train": rattle["train"], "n_test": rattle["test"], "stdev": rattle["stdev"]},
+        "strain": {"n_train": strain["train"], "n_test": strain["test"], "max_strain": strain["max_strain"],
+                   "stdev": strain["stdev"]},
         "seed": dataset.get("seed", 0),
     }
     kwargs.update({key: md[key] for key in ("timestep_fs", "friction", "equilibration_steps", "sample_interval")

@@ -36,6 +36,8 @@ from mlp_transfer.io import atomic_path, write_json
 log = logging.getLogger(__name__)
 
 REGIMES = ("source", "transfer", "scratch")
+# step: optimiser steps so far; epoch: completed passes over the training subset; wall_time_s: training
+# time so far (validation excluded); val_*: errors on the validation set at that step.
 HISTORY_COLUMNS = ["step", "epoch", "wall_time_s", "lr", "train_loss", "val_loss",
                    "val_energy_mae_mev_atom", "val_force_mae_mev_ang"]
 
@@ -66,8 +68,11 @@ class TrainSettings:
         flat = dict(training)
         for key, value in flat.pop("loss_weights", {}).items():
             flat[f"{key}_weight"] = value
+        schedule_names = {"factor": "lr_factor", "patience": "lr_patience", "min_lr": "min_lr"}
         for key, value in flat.pop("lr_schedule", {}).items():
-            flat[{"factor": "lr_factor", "patience": "lr_patience", "min_lr": "min_lr"}[key]] = value
+            if key not in schedule_names:
+                raise ValueError(f"unknown training settings: lr_schedule.{key} (known: {sorted(schedule_names)})")
+            flat[schedule_names[key]] = value
         early = flat.pop("early_stopping", {})
         flat.update({k: v for k, v in early.items()})
         flat.pop("embedding_init", None)
@@ -112,6 +117,10 @@ class Trainer:
         self.bad_validations = 0
         self.stop_reason = None
         self.resumed_from_step = None
+        # Batch order of the current epoch and the position in it, checkpointed so that a resumed run
+        # continues the interrupted epoch exactly.
+        self.order: list[int] | None = None
+        self.position = 0
 
     # -- evaluation -------------------------------------------------------------------------------------
     def validate(self) -> dict:
@@ -163,7 +172,8 @@ class Trainer:
     def _state(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "generator": self.generator.get_state(),
-                "step": self.step, "epoch": self.epoch, "wall_time": self.wall_time, "history": self.history,
+                "step": self.step, "epoch": self.epoch, "order": self.order, "position": self.position,
+                "wall_time": self.wall_time, "history": self.history,
                 "best_val": self.best_val, "best_step": self.best_step, "best_state": self.best_state,
                 "bad_validations": self.bad_validations}
 
@@ -180,7 +190,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
-        for key in ("step", "epoch", "history", "best_val", "best_step", "best_state", "bad_validations"):
+        for key in ("step", "epoch", "order", "position", "history", "best_val", "best_step", "best_state",
+                    "bad_validations"):
             setattr(self, key, state[key])
         self.wall_time = state["wall_time"]
         self.resumed_from_step = self.step
@@ -193,15 +204,18 @@ class Trainer:
         if not self.load_checkpoint():
             if self._record(float("nan")):
                 return
-        elif self.stop_reason is None and self.history and self._should_stop_after_resume():
+        elif self._should_stop_after_resume():
             return
         running, n_running = 0.0, 0
         while True:
-            order = torch.randperm(len(self.train_set), generator=self.generator).tolist()
-            for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
+            if self.position == 0 or self.order is None:
+                self.order = torch.randperm(len(self.train_set), generator=self.generator).tolist()
+            # drop_last: every step sees a full batch, so step costs and gradient noise stay uniform
+            while self.position + self.batch_size <= len(self.order):
                 t0 = time.perf_counter()
                 self.model.train()
-                batch = self.train_set.batch(order[start:start + self.batch_size], self.device)
+                batch = self.train_set.batch(self.order[self.position:self.position + self.batch_size],
+                                             self.device)
                 pred = self.model(batch)
                 e_err, f_err = _loss_terms(pred, batch)
                 loss = s.energy_weight * (e_err ** 2).mean() + s.forces_weight * (f_err ** 2).mean()
@@ -209,16 +223,21 @@ class Trainer:
                 loss.backward()
                 self.optimizer.step()
                 self.step += 1
+                self.position += self.batch_size
                 running += float(loss.detach())
                 n_running += 1
                 self.wall_time += time.perf_counter() - t0
+                if self.position + self.batch_size > len(self.order):  # epoch complete
+                    self.epoch += 1
+                    self.position = 0
                 if self.step % s.val_interval == 0 or self.step >= s.max_steps:
                     stop = self._record(running / n_running)
                     running, n_running = 0.0, 0
                     self.save_checkpoint()
                     if stop:
                         return
-            self.epoch += 1
+                if self.position == 0:
+                    break
 
     def _should_stop_after_resume(self) -> bool:
         """A checkpoint written at the final validation: re-derive the stop decision without retraining."""
@@ -232,6 +251,14 @@ class Trainer:
 def read_subset(pool_path: str | Path, indices: Sequence[int]) -> list:
     frames = ase.io.read(str(pool_path), index=":", format="extxyz")
     return [frames[i] for i in indices]
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def settings_hash(payload: dict) -> str:
@@ -274,9 +301,12 @@ def run_training(*, regime: str, pool: str | Path, splits: str | Path, size: str
         lr = settings.lr
 
     checkpoint = Path(out_model).with_name("checkpoint.pt")
-    fingerprint = settings_hash({"regime": regime, "size": size, "seed": seed, "model": model_config,
-                                 "training": training_config, "train": split["train"][str(size)],
-                                 "validation": split["validation"]})
+    # A checkpoint is resumed only by the identical run: same settings, subset, data and source model.
+    fingerprint = settings_hash({"regime": regime, "element": element, "size": size, "seed": seed,
+                                 "model": model_config, "training": training_config,
+                                 "train": split["train"][str(size)], "validation": split["validation"],
+                                 "pool_sha256": file_sha256(pool),
+                                 "source_sha256": file_sha256(source_model) if source_model else None})
     fingerprint_file = checkpoint.with_suffix(".fingerprint")
     if checkpoint.is_file() and (not fingerprint_file.is_file() or fingerprint_file.read_text() != fingerprint):
         log.warning("discarding checkpoint %s written for different settings", checkpoint)
