@@ -267,7 +267,7 @@ def test_aggregate_writes_tables_and_plots(results: Path, tmp_path: Path):
     written = agg.aggregate(results, tables, plots, thresholds=THRESHOLDS)
     expected_tables = {
         "learning_curve.csv", "summary.csv", "summary.md", "comparison.csv", "comparison.md",
-        "convergence_runs.csv", "convergence_summary.csv", "convergence_summary.md",
+        "convergence_runs.csv", "convergence_summary.csv", "convergence_summary.md", "training_runs.csv",
     }  # fmt: skip
     assert {p.name for p in tables.iterdir()} == expected_tables
     expected_plots = {

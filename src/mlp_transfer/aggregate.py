@@ -630,6 +630,27 @@ def discover_histories(results_dir: str | os.PathLike) -> list[Path]:
     )
 
 
+TRAINING_RUN_COLUMNS = ["dataset", "source", "target", "regime", "n_train", "seed", "stop_reason", "best_step",
+                        "stopped_step", "best_val_force_mae_mev_ang", "best_val_energy_mae_mev_atom",
+                        "train_wall_time_s", "lr", "n_parameters", "resumed_from_step"]
+
+
+def training_runs_table(histories: Sequence[str | os.PathLike]) -> pd.DataFrame:
+    """One row per training run from the summary.json beside each history: how and when each run stopped.
+
+    Runs that stopped at ``max_steps`` rather than by early stopping were cut short by the cap; this table
+    makes them visible next to the results.
+    """
+    rows = []
+    for history in histories:
+        summary_path = Path(history).with_name("summary.json")
+        if summary_path.exists():
+            summary = json.loads(summary_path.read_text())
+            rows.append({key: summary.get(key) for key in TRAINING_RUN_COLUMNS})
+    table = pd.DataFrame(rows, columns=TRAINING_RUN_COLUMNS)
+    return table.sort_values(["dataset", "source", "target", "regime", "n_train", "seed"], ignore_index=True)
+
+
 def _write_csv(df: pd.DataFrame, path: Path) -> Path:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
@@ -682,6 +703,7 @@ def aggregate(
         "convergence_runs": _write_csv(conv, tables / "convergence_runs.csv"),
         "convergence_summary": _write_csv(conv_summary, tables / "convergence_summary.csv"),
         "convergence_md": _write_text(convergence_markdown(conv_summary), tables / "convergence_summary.md"),
+        "training_runs": _write_csv(training_runs_table(histories), tables / "training_runs.csv"),
     }
     for (dataset, source, target), group in lc.groupby(PAIR_KEYS, sort=True):
         tag = f"{_safe(dataset)}_{_safe(source)}-{_safe(target)}"

@@ -102,6 +102,11 @@ def get_final_outputs():
     ]
 
 
+def train_runtime(wildcards, attempt):
+    """Minutes; a retried training job (e.g. killed at the time limit) asks for more each attempt."""
+    return config["resources"]["train_runtime_min"] * attempt
+
+
 def training_params():
     """Model and training settings as plain dicts (threads follow the rule's thread count)."""
     return {"model": dict(config["model"]), "training": dict(TRAINING)}

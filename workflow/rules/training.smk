@@ -17,7 +17,7 @@ rule train_source:
     threads: TRAINING["threads"]
     resources:
         mem_mb=config["resources"]["train_mem_mb"],
-        runtime=config["resources"]["train_runtime_min"],
+        runtime=train_runtime,
         gpu=USE_GPU,
     script:
         "../scripts/train.py"
@@ -39,7 +39,7 @@ rule train_target:
     threads: TRAINING["threads"]
     resources:
         mem_mb=config["resources"]["train_mem_mb"],
-        runtime=config["resources"]["train_runtime_min"],
+        runtime=train_runtime,
         gpu=USE_GPU,
     script:
         "../scripts/train.py"
