@@ -454,7 +454,7 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     """Summary table as 'mean ± std' strings, rows grouped by test set so regimes sit side by side."""
 
     def render(g: pd.DataFrame) -> pd.DataFrame:
-        g = g.sort_values(["test_set", "n_train", "regime"])
+        g = g.sort_values(["test_set", "n_train", "regime"], key=_natural_series)
         out = pd.DataFrame({"test set": g["test_set"], "n_train": g["n_train"], "regime": g["regime"], "seeds": g["n_seeds"]})
         for m in METRICS:
             out[_LABELS[m]] = [_pm(a, b) for a, b in zip(g[f"{m}_mean"], g[f"{m}_std"])]
@@ -467,7 +467,7 @@ def comparison_markdown(comparison: pd.DataFrame) -> str:
     """Paired comparison with wins as k/n: the headline 'does transfer beat scratch' table."""
 
     def render(g: pd.DataFrame) -> pd.DataFrame:
-        g = g.sort_values(["test_set", "n_train", "regime"])
+        g = g.sort_values(["test_set", "n_train", "regime"], key=_natural_series)
         return pd.DataFrame(
             {
                 "test set": g["test_set"],
@@ -552,7 +552,7 @@ def plot_learning_curve(lc: pd.DataFrame, metric: str, path: str | os.PathLike) 
     """
     (dataset, source, target), = lc[PAIR_KEYS].drop_duplicates().itertuples(index=False, name=None)
     order, palette = _regime_palette(lc["regime"])
-    test_sets = sorted(lc["test_set"].unique())
+    test_sets = sorted(lc["test_set"].unique(), key=natural_key)
     g = sns.relplot(
         data=lc, kind="line", x="n_train", y=metric, hue="regime", hue_order=order, palette=palette,
         col="test_set", col_order=test_sets, col_wrap=min(3, len(test_sets)),
@@ -649,6 +649,18 @@ def training_runs_table(histories: Sequence[str | os.PathLike]) -> pd.DataFrame:
             rows.append({key: summary.get(key) for key in TRAINING_RUN_COLUMNS})
     table = pd.DataFrame(rows, columns=TRAINING_RUN_COLUMNS)
     return table.sort_values(["dataset", "source", "target", "regime", "n_train", "seed"], ignore_index=True)
+
+
+def natural_key(label: str) -> tuple:
+    """Sort "T300K" before "T1200K": digit runs compare as numbers."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(label)))
+
+
+def _natural_series(column: pd.Series) -> pd.Series:
+    if column.name != "test_set":
+        return column
+    ranks = {label: rank for rank, label in enumerate(sorted(column.unique(), key=natural_key))}
+    return column.map(ranks)
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> Path:

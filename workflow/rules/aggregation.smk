@@ -11,9 +11,10 @@ rule aggregate:
     log:
         "logs/aggregate.log",
     params:
-        results=RESULTS,
         thresholds=config["aggregation"]["force_thresholds_mev_ang"],
     localrule: True
+    conda:
+        "../../envs/environment.yaml"
     script:
         "../scripts/aggregate.py"
 
@@ -26,5 +27,7 @@ rule source_table:
     log:
         "logs/source_table.log",
     localrule: True
+    conda:
+        "../../envs/environment.yaml"
     script:
         "../scripts/source_table.py"

@@ -28,6 +28,12 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+def datasets_of_kind(kind):
+    """Regex alternation of dataset names of one kind; never matches when there is none."""
+    names = [name for name, d in config["datasets"].items() if d["kind"] == kind]
+    return "|".join(names) if names else "(?!x)x"
+
+
 def dataset_config(wildcards):
     return config["datasets"][wildcards.dataset]
 

@@ -1,9 +1,3 @@
-def datasets_of_kind(kind):
-    """Regex alternation of dataset names of one kind; never matches when there is none."""
-    names = [name for name, d in config["datasets"].items() if d["kind"] == kind]
-    return "|".join(names) if names else "(?!x)x"
-
-
 rule generate_sw:
     output:
         train=f"{RESULTS}/data/{{dataset}}/{{element}}/train.extxyz",
@@ -11,7 +5,7 @@ rule generate_sw:
     log:
         "logs/data/{dataset}/{element}.log",
     benchmark:
-        "benchmarks/data/{dataset}/{element}.tsv"
+        f"{RESULTS}/benchmarks/data/{{dataset}}/{{element}}.tsv"
     params:
         dataset=dataset_config,
     wildcard_constraints:
@@ -20,6 +14,8 @@ rule generate_sw:
     resources:
         mem_mb=config["resources"]["data_mem_mb"],
         runtime=config["resources"]["data_runtime_min"],
+    conda:
+        "../../envs/environment.yaml"
     script:
         "../scripts/generate_sw.py"
 
@@ -37,6 +33,8 @@ rule import_mlearn:
     resources:
         mem_mb=config["resources"]["data_mem_mb"],
         runtime=10,
+    conda:
+        "../../envs/environment.yaml"
     script:
         "../scripts/import_mlearn.py"
 
@@ -56,6 +54,8 @@ rule import_extxyz:
     resources:
         mem_mb=config["resources"]["data_mem_mb"],
         runtime=10,
+    conda:
+        "../../envs/environment.yaml"
     script:
         "../scripts/import_extxyz.py"
 
@@ -71,6 +71,8 @@ rule split_learning_curve:
         sizes=LC["sizes"],
         n_validation=LC["n_validation"],
     localrule: True
+    conda:
+        "../../envs/environment.yaml"
     script:
         "../scripts/split.py"
 
@@ -87,5 +89,7 @@ rule split_source:
         n_validation=config["source_training"]["n_validation"],
         seed=config["source_training"]["seed"],
     localrule: True
+    conda:
+        "../../envs/environment.yaml"
     script:
         "../scripts/split.py"

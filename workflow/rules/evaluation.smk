@@ -13,6 +13,8 @@ rule evaluate_target:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../../envs/environment.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -32,5 +34,7 @@ rule evaluate_source:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../../envs/environment.yaml"
     script:
         "../scripts/evaluate.py"

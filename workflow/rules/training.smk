@@ -9,7 +9,7 @@ rule train_source:
     log:
         "logs/train/{dataset}/source/{element}.log",
     benchmark:
-        "benchmarks/train/{dataset}/source/{element}.tsv"
+        f"{RESULTS}/benchmarks/train/{{dataset}}/source/{{element}}.tsv"
     params:
         size=str(config["source_training"]["n_train"]),
         seed=config["source_training"]["seed"],
@@ -19,6 +19,8 @@ rule train_source:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=train_runtime,
         gpu=USE_GPU,
+    conda:
+        "../../envs/environment.yaml"
     script:
         "../scripts/train.py"
 
@@ -33,7 +35,7 @@ rule train_target:
     log:
         "logs/train/{dataset}/{source}-{target}/{regime}/n{size}/seed{seed}.log",
     benchmark:
-        "benchmarks/train/{dataset}/{source}-{target}/{regime}/n{size}/seed{seed}.tsv"
+        f"{RESULTS}/benchmarks/train/{{dataset}}/{{source}}-{{target}}/{{regime}}/n{{size}}/seed{{seed}}.tsv"
     params:
         settings=training_params(),
     threads: TRAINING["threads"]
@@ -41,5 +43,7 @@ rule train_target:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=train_runtime,
         gpu=USE_GPU,
+    conda:
+        "../../envs/environment.yaml"
     script:
         "../scripts/train.py"

@@ -7,5 +7,5 @@ from pathlib import Path
 from mlp_transfer.aggregate import aggregate
 
 tables = Path(snakemake.output.learning_curve).parent
-aggregate(snakemake.params.results, tables, tables.parent / "plots", eval_csvs=snakemake.input.evals,
+aggregate(tables.parent, tables, tables.parent / "plots", eval_csvs=snakemake.input.evals,
           histories=snakemake.input.histories, thresholds=snakemake.params.thresholds)
