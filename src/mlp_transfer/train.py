@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -90,8 +91,16 @@ def _loss_terms(pred: dict, batch: dict):
     return energy_err, force_err
 
 
+class TrainingInterrupted(RuntimeError):
+    """SIGTERM/SIGINT arrived (e.g. a SLURM time limit or preemption); a checkpoint was written first."""
+
+
 class Trainer:
-    """Mini-batch training of one model; resumable from its checkpoint."""
+    """Mini-batch training of one model; resumable from its checkpoint.
+
+    A checkpoint is written at every validation and, on SIGTERM or SIGINT, after the current optimiser step,
+    so a killed job loses at most one step and a rerun continues exactly where it stopped.
+    """
 
     def __init__(self, model, train_set: StructureSet, val_set: StructureSet, settings: TrainSettings, lr: float,
                  seed: int, checkpoint_path: Path | None = None):
@@ -121,6 +130,7 @@ class Trainer:
         # continues the interrupted epoch exactly.
         self.order: list[int] | None = None
         self.position = 0
+        self._signal_received: int | None = None
 
     # -- evaluation -------------------------------------------------------------------------------------
     def validate(self) -> dict:
@@ -200,6 +210,24 @@ class Trainer:
 
     # -- loop -------------------------------------------------------------------------------------------
     def fit(self) -> None:
+        """Train until early stopping or ``max_steps``; SIGTERM/SIGINT checkpoint and raise."""
+        handlers = {}
+
+        def on_signal(signum, frame):
+            self._signal_received = signum
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                handlers[signum] = signal.signal(signum, on_signal)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        try:
+            self._fit()
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+
+    def _fit(self) -> None:
         s = self.settings
         if not self.load_checkpoint():
             if self._record(float("nan")):
@@ -236,6 +264,10 @@ class Trainer:
                     self.save_checkpoint()
                     if stop:
                         return
+                if self._signal_received is not None:
+                    self.save_checkpoint()
+                    raise TrainingInterrupted(f"signal {self._signal_received} received at step {self.step}; "
+                                              f"checkpoint written to {self.checkpoint_path}")
                 if self.position == 0:
                     break
 

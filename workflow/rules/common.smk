@@ -101,11 +101,15 @@ def get_train_inputs(wildcards):
     return inputs
 
 
+# Targets of `rule all`. Rule files of later stages append their own final outputs to this list.
+FINAL_OUTPUTS = [
+    f"{RESULTS}/tables/learning_curve.csv",
+    f"{RESULTS}/tables/source_models.csv",
+]
+
+
 def get_final_outputs():
-    return [
-        f"{RESULTS}/tables/learning_curve.csv",
-        f"{RESULTS}/tables/source_models.csv",
-    ]
+    return FINAL_OUTPUTS
 
 
 def train_runtime(wildcards, attempt):
