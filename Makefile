@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: setup run test lint dryrun tables clean-results
+.PHONY: setup run test test-slurm lint dryrun plan-paper bench-plan tables clean-results
 
 setup: $(STAMP)
 
@@ -29,6 +29,17 @@ run: setup
 
 test: setup
 	$(BIN)/pytest
+
+# Only the cluster-path tests: a private single-node SLURM (root, slurm-wlm, munge) and the resume test.
+test-slurm: setup
+	$(BIN)/pytest tests/test_slurm.py tests/test_faults.py
+
+# Job counts per rule, SLURM and GPU jobs of the paper-scale study (dry run, no data touched).
+plan-paper: setup
+	$(BIN)/mlp-transfer plan --configfile config/paper.yaml --profile workflow/profiles/slurm
+
+bench-plan: setup
+	$(BIN)/python benchmarks/plan_benchmark.py
 
 lint: setup
 	$(BIN)/snakemake --lint

@@ -18,6 +18,8 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/aggregation.smk"
+include: "workflow/rules/properties.smk"
+include: "workflow/rules/md.smk"
 
 
 rule all:

@@ -614,6 +614,100 @@ def plot_convergence(histories: pd.DataFrame, path: str | os.PathLike, threshold
 # ----------------------------------------------------------------------------------------------------
 
 
+GRID_KEYS = ["dataset", "source", "target", "regime", "size", "seed"]
+MISSING_RUNS_COLUMNS = GRID_KEYS + ["eval_csv"]
+
+
+def expected_runs(config: dict) -> list[dict]:
+    """Every run of a config's learning-curve grid: pairs x regimes x sizes x seeds.
+
+    ``size`` is the size label of the run's paths (an integer or ``"all"``), as in ``n{size}``; the
+    workflow's ``aggregate`` rule and ``mlp-transfer aggregate --configfile`` both use this grid.
+    """
+    lc = config["learning_curve"]
+    regimes = lc.get("regimes", ["transfer", "scratch"])
+    return [{"dataset": p["dataset"], "source": p["source"], "target": p["target"], "regime": regime,
+             "size": str(size), "seed": int(seed)}
+            for p in config["pairs"] for regime in regimes for size in lc["sizes"] for seed in lc["seeds"]]
+
+
+def _run_key(run: dict) -> tuple:
+    return tuple(str(run[k]) if k != "seed" else int(run[k]) for k in GRID_KEYS)
+
+
+def eval_csv_run(path: str | os.PathLike) -> dict | None:
+    """Grid keys of an evaluation CSV in the standard layout (``size`` = the path's label), else None."""
+    m = _EVAL_PATH.search(Path(path).as_posix())
+    if not m:
+        return None
+    return {"dataset": m["dataset"], "source": m["source"], "target": m["target"], "regime": m["regime"],
+            "size": m["size"], "seed": int(m["seed"])}
+
+
+def _history_run(path: str | os.PathLike) -> dict | None:
+    m = _HISTORY_PATH.search(Path(path).as_posix())
+    if not m:
+        return None
+    return {"dataset": m["dataset"], "source": m["source"], "target": m["target"], "regime": m["regime"],
+            "size": m["size"], "seed": int(m["seed"])}
+
+
+def inferred_grid(eval_csvs: Sequence[str | os.PathLike]) -> list[dict]:
+    """The full grid spanned by the runs found: per (dataset, source, target), every regime x size x seed
+    that occurs for it. Used when no config names the grid; it cannot see a size, seed or regime that
+    is missing for every run, which only the config (``--configfile``) can."""
+    runs = [r for r in map(eval_csv_run, eval_csvs) if r is not None]
+    grid = []
+    for pair in sorted({(r["dataset"], r["source"], r["target"]) for r in runs}):
+        mine = [r for r in runs if (r["dataset"], r["source"], r["target"]) == pair]
+        for regime in sorted({r["regime"] for r in mine}):
+            for size in sorted({r["size"] for r in mine}, key=natural_key):
+                for seed in sorted({r["seed"] for r in mine}):
+                    grid.append(dict(zip(GRID_KEYS, (*pair, regime, size, seed))))
+    return grid
+
+
+def check_grid(eval_csvs: Sequence[str | os.PathLike], expected: Sequence[dict], results_dir: str | os.PathLike,
+               allow_partial: bool, explicit: bool) -> tuple[list, pd.DataFrame]:
+    """Compare finished runs with the expected grid; returns (eval CSVs to use, missing runs).
+
+    Missing runs are an error unless ``allow_partial``. Runs outside the grid are an error when the
+    CSVs were listed explicitly and are left out (they belong to another study) when discovered.
+    """
+    by_key: dict = {}
+    outside = []
+    expected_keys = {_run_key(r) for r in expected}
+    for path in eval_csvs:
+        run = eval_csv_run(path)
+        if run is None or _run_key(run) not in expected_keys:
+            outside.append(str(path))
+        else:
+            by_key[_run_key(run)] = path
+    if outside and explicit:
+        raise AggregateError(f"{len(outside)} evaluation CSV(s) are not runs of the expected grid, e.g. {outside[0]}")
+    missing = [dict(zip(GRID_KEYS, key)) for key in sorted({_run_key(r) for r in expected} - set(by_key),
+                                                             key=lambda k: (*k[:4], natural_key(k[4]), k[5]))]
+    for run in missing:
+        run["eval_csv"] = (Path(results_dir) / "eval" / run["dataset"] / f"{run['source']}-{run['target']}"
+                           / run["regime"] / f"n{run['size']}" / f"seed{run['seed']}.csv").as_posix()
+    missing_df = pd.DataFrame(missing, columns=MISSING_RUNS_COLUMNS)
+    if missing and not allow_partial:
+        listed = "; ".join(f"{r['dataset']} {r['source']}-{r['target']} {r['regime']} n{r['size']} seed{r['seed']}"
+                           for r in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise AggregateError(
+            f"partial grid: {len(missing)} of {len(expected_keys)} expected runs have no evaluation CSV "
+            f"({listed}{more}); finish them (rerun the workflow) or pass --allow-partial to build tables "
+            "that list them in missing_runs.csv")
+    return [by_key[k] for k in sorted(by_key, key=lambda k: (*k[:4], natural_key(k[4]), k[5]))], missing_df
+
+
+def _partial_note(missing: pd.DataFrame, expected: int) -> str:
+    return (f"> **Partial grid: {len(missing)} of {expected} expected runs are missing** (listed in "
+            "`missing_runs.csv`); means, standard deviations and comparisons below use the finished runs "
+            "only.\n\n")
+
+
 def discover_eval_csvs(results_dir: str | os.PathLike) -> list[Path]:
     """Finished runs = evaluation CSVs in the standard layout (written atomically, so present = complete)."""
     root = Path(results_dir)
@@ -684,19 +778,41 @@ def aggregate(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     relative_tolerance: float | None = DEFAULT_RELATIVE_TOLERANCE,
     baseline: str = BASELINE_REGIME,
+    expected: Sequence[dict] | None = None,
+    allow_partial: bool = False,
 ) -> dict[str, Path]:
     """Build every table and plot; runs are discovered under ``results_dir`` unless listed explicitly.
 
+    Partial grids: ``expected`` (see :func:`expected_runs`) is the grid of runs the tables must cover.
+    When runs are discovered and no grid is given, the grid spanned by the discovered runs is used
+    (:func:`inferred_grid`). If any expected run has no evaluation CSV, aggregation stops with an
+    :class:`AggregateError` listing them, unless ``allow_partial``: then the tables are built from the
+    finished runs, ``missing_runs.csv`` lists the missing ones and the Markdown tables say so. A complete
+    grid removes a stale ``missing_runs.csv``. Explicit ``eval_csvs`` without ``expected`` are taken as given.
+
     Returns {name: path} of everything written: table names (learning_curve, summary, summary_md,
-    comparison, comparison_md, convergence_runs, convergence_summary, convergence_md) and plot file stems.
+    comparison, comparison_md, convergence_runs, convergence_summary, convergence_md, training_runs and
+    missing_runs when runs are missing) and plot file stems.
     """
     tables, plots = Path(tables_dir), Path(plots_dir)
+    explicit = eval_csvs is not None
     if eval_csvs is None:
         eval_csvs = discover_eval_csvs(results_dir)
-        if not eval_csvs:
+        if not eval_csvs and expected is None:
             raise AggregateError(f"no finished runs found: no evaluation CSVs under {Path(results_dir) / 'eval'}")
+        if expected is None:
+            expected = inferred_grid(eval_csvs)
+    missing = pd.DataFrame(columns=MISSING_RUNS_COLUMNS)
+    if expected is not None:
+        eval_csvs, missing = check_grid(eval_csvs, expected, results_dir, allow_partial, explicit)
+        if not eval_csvs:
+            raise AggregateError(f"no finished runs: none of the {len(expected)} expected runs has an evaluation "
+                                 f"CSV under {Path(results_dir) / 'eval'}")
     if histories is None:
         histories = discover_histories(results_dir)
+        if expected is not None:  # only the histories of the runs being tabulated
+            used = {_run_key(r) for r in map(eval_csv_run, eval_csvs) if r is not None}
+            histories = [h for h in histories if (run := _history_run(h)) is not None and _run_key(run) in used]
     _criteria(thresholds, relative_tolerance)  # fail on bad thresholds before writing anything
 
     lc = learning_curve_table(eval_csvs)
@@ -706,17 +822,24 @@ def aggregate(
     conv = convergence_table(hist, thresholds, relative_tolerance)
     conv_summary = convergence_summary(conv)
 
-    written = {
+    note = _partial_note(missing, len(expected)) if len(missing) else ""
+    written = {}
+    # missing_runs.csv first: a partial table set is never on disk without the list of what it lacks
+    if len(missing):
+        written["missing_runs"] = _write_csv(missing, tables / "missing_runs.csv")
+    else:
+        (tables / "missing_runs.csv").unlink(missing_ok=True)
+    written.update({
         "learning_curve": _write_csv(lc, tables / "learning_curve.csv"),
         "summary": _write_csv(summary, tables / "summary.csv"),
-        "summary_md": _write_text(summary_markdown(summary), tables / "summary.md"),
+        "summary_md": _write_text(note + summary_markdown(summary), tables / "summary.md"),
         "comparison": _write_csv(comparison, tables / "comparison.csv"),
-        "comparison_md": _write_text(comparison_markdown(comparison), tables / "comparison.md"),
+        "comparison_md": _write_text(note + comparison_markdown(comparison), tables / "comparison.md"),
         "convergence_runs": _write_csv(conv, tables / "convergence_runs.csv"),
         "convergence_summary": _write_csv(conv_summary, tables / "convergence_summary.csv"),
-        "convergence_md": _write_text(convergence_markdown(conv_summary), tables / "convergence_summary.md"),
+        "convergence_md": _write_text(note + convergence_markdown(conv_summary), tables / "convergence_summary.md"),
         "training_runs": _write_csv(training_runs_table(histories), tables / "training_runs.csv"),
-    }
+    })
     for (dataset, source, target), group in lc.groupby(PAIR_KEYS, sort=True):
         tag = f"{_safe(dataset)}_{_safe(source)}-{_safe(target)}"
         for kind, metric in (("force", "force_mae_mev_ang"), ("energy", "energy_mae_mev_atom")):
@@ -740,9 +863,22 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default=BASELINE_REGIME, help="regime the others are compared with (default: scratch)")
     parser.add_argument("--eval-csvs", nargs="+", default=None, help="explicit evaluation CSVs (default: discover under RESULTS/eval)")
     parser.add_argument("--histories", nargs="*", default=None, help="explicit history.csv files (default: discover under RESULTS/models)")
+    parser.add_argument("--configfile", default=None, help="the study's workflow config: its grid (pairs x regimes x sizes x seeds) is the set of runs the tables must cover (default: the grid spanned by the runs found, which cannot see a size, seed or regime missing for every run)")
+    parser.add_argument("--allow-partial", action="store_true", help="build tables even if expected runs are missing; they are listed in TABLES/missing_runs.csv and flagged in the Markdown tables")
     args = parser.parse_args(argv)
     results = Path(args.results)
     try:
+        expected = None
+        if args.configfile is not None:
+            from mlp_transfer.config import ConfigError, load_config
+
+            try:
+                expected = expected_runs(load_config(args.configfile))
+            except ConfigError as exc:
+                raise AggregateError(str(exc)) from None
+        elif args.eval_csvs is None:
+            print("mlp-transfer aggregate: note: no --configfile; checking the runs found against the grid they "
+                  "span (a size, seed or regime missing for every run goes unnoticed)", file=sys.stderr)
         written = aggregate(
             results,
             Path(args.tables) if args.tables else results / "tables",
@@ -752,6 +888,8 @@ def cli(argv: list[str] | None = None) -> int:
             thresholds=args.thresholds,
             relative_tolerance=args.relative_tolerance,
             baseline=args.baseline,
+            expected=expected,
+            allow_partial=args.allow_partial,
         )
     except (AggregateError, FileNotFoundError) as exc:
         print(f"mlp-transfer aggregate: error: {exc}", file=sys.stderr)

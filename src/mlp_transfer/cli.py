@@ -13,6 +13,8 @@ STAGES = {
     "train": ("mlp_transfer.train", "Train a model (source, transfer or scratch)"),
     "evaluate": ("mlp_transfer.evaluate", "Evaluate a trained model on test sets"),
     "aggregate": ("mlp_transfer.aggregate", "Build learning-curve tables and plots from finished runs"),
+    "plan": ("mlp_transfer.plan", "Dry-run a study: jobs per rule, SLURM and GPU jobs it would submit"),
+    "launch": ("mlp_transfer.launch", "Submit the Snakemake controller as a requeueable SLURM job (submitit)"),
 }
 
 

@@ -81,15 +81,40 @@ def load_config(path: str | Path) -> dict:
 
     path = Path(path)
     try:
+        # safe_load builds plain data only (no Python tags): a config can never construct objects or run code
         config = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: a config is a mapping of keys (datasets, pairs, ...), got "
+                          f"{type(config).__name__}")
     try:
         validate(config, str(SCHEMA_PATH), set_default=True)
     except Exception as exc:  # snakemake wraps jsonschema errors in WorkflowError
+        raise ConfigError(f"{path}: {_schema_problem(exc)}") from exc
+    try:
+        check_config(config)
+    except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
-    check_config(config)
     return config
+
+
+def _schema_problem(exc: Exception) -> str:
+    """``key.path: problem`` from a (wrapped) jsonschema ValidationError; the full text otherwise.
+
+    A ``oneOf`` failure (e.g. a size that is neither a positive integer nor "all") adds the schema's
+    description of what is expected.
+    """
+    import jsonschema
+
+    # WorkflowError keeps only the text; the ValidationError is the exception it was raised while handling
+    candidates = [exc, exc.__cause__, exc.__context__, *getattr(exc, "args", ())]
+    error = next((a for a in candidates if isinstance(a, jsonschema.ValidationError)), None)
+    if error is None:
+        return str(exc)
+    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    expected = error.schema.get("description") if error.validator == "oneOf" else None
+    return f"{key}: {error.message}" + (f" (expected: {expected})" if expected else "")
 
 
 def sw_generation_kwargs(dataset: dict) -> dict:

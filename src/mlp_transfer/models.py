@@ -109,8 +109,11 @@ def save_model(model, path: str | Path) -> None:
 def load_model(path: str | Path, device: str = "cpu"):
     """Load a model written by :func:`save_model`.
 
-    Whole-module pickles need ``weights_only=False``, which can execute code stored in the file: load only
-    the workflow's own outputs or files the user names explicitly.
+    Whole-module pickles need ``weights_only=False``, which can execute code stored in the file. Callers
+    pass only the workflow's own outputs (``results/models/.../model.pt``; a transfer run's source model is
+    the output of ``train_source``) or a path the user names on the command line (``mlp-transfer train
+    --source-model``, ``mlp-transfer evaluate --model``); the config cannot name a model file. A missing
+    path raises FileNotFoundError naming it; train calls this before writing anything.
     """
     path = Path(path)
     if not path.is_file():

@@ -120,3 +120,111 @@ def train_runtime(wildcards, attempt):
 def training_params():
     """Model and training settings as plain dicts (threads follow the rule's thread count)."""
     return {"model": dict(config["model"]), "training": dict(TRAINING)}
+
+
+# ---- out-of-target properties (workflow/rules/properties.smk) ----
+PROPERTIES_CFG = config["properties"]
+
+
+def property_names():
+    """Scalar properties of the enabled groups (one table row and one plot each)."""
+    from mlp_transfer.properties import PROPERTIES
+
+    groups = {"eos", *PROPERTIES_CFG["groups"]}
+    return [name for name, (group, _, _) in PROPERTIES.items() if group in groups]
+
+
+def property_settings():
+    """Computation settings as plain dicts (no reference values)."""
+    return {key: value for key, value in PROPERTIES_CFG.items() if key not in ("enabled", "reference_values")}
+
+
+def property_reference_values(wildcards):
+    values = PROPERTIES_CFG["reference_values"].get(wildcards.dataset, {})
+    return dict(values.get(wildcards.element, {}))
+
+
+def property_run_path(run, suffix):
+    return (f"{RESULTS}/properties/{run['dataset']}/{run['source']}-{run['target']}/{run['regime']}/"
+            f"n{run['size']}/seed{run['seed']}.{suffix}")
+
+
+def get_property_tables(wildcards=None):
+    return [property_run_path(r, "csv") for r in target_runs()]
+
+
+def get_property_spectra(wildcards=None):
+    return [property_run_path(r, "json") for r in target_runs()]
+
+
+def get_property_references(wildcards=None):
+    return sorted({f"{RESULTS}/properties/{p['dataset']}/reference/{p['target']}.json" for p in PAIRS})
+
+
+def property_plots():
+    return {name: f"{RESULTS}/plots/properties_{name}.png" for name in property_names()}
+
+
+def property_band_plot():
+    return f"{RESULTS}/plots/properties_phonon_bands.png" if "phonons" in PROPERTIES_CFG["groups"] else None
+
+
+def property_plot_files():
+    return [*property_plots().values(), *([property_band_plot()] if property_band_plot() else [])]
+
+
+def property_outputs():
+    return [f"{RESULTS}/tables/properties.csv", f"{RESULTS}/tables/properties_summary.csv",
+            f"{RESULTS}/tables/properties_summary.md", *property_plot_files()]
+
+
+# ---- molecular dynamics: stability and structure (workflow/rules/md.smk) ----
+MD_CFG = config["md"]
+MD_GPU = 1 if MD_CFG["device"] == "cuda" else 0
+MD_TEMPERATURE_LABELS = [f"T{float(t):g}K" for t in MD_CFG["temperatures"]]
+
+
+def md_run_dir(run):
+    return (f"{RESULTS}/md/{run['dataset']}/{run['source']}-{run['target']}/{run['regime']}/"
+            f"n{run['size']}/seed{run['seed']}")
+
+
+def md_reference_dirs():
+    """One reference MD per (dataset, target element) of a Stillinger-Weber dataset."""
+    if not MD_CFG["reference"]:
+        return []
+    return sorted({f"{RESULTS}/md/{p['dataset']}/reference/{p['target']}" for p in PAIRS
+                   if config["datasets"][p["dataset"]]["kind"] == "stillinger_weber"})
+
+
+def md_run_dirs():
+    return [md_run_dir(r) for r in target_runs()] + md_reference_dirs()
+
+
+def get_md_stability_csvs(wildcards=None):
+    return [f"{d}/stability.csv" for d in md_run_dirs()]
+
+
+def get_md_structure_csvs(wildcards=None):
+    return [f"{d}/structure.csv" for d in md_run_dirs()]
+
+
+def md_trajectories(run_dir):
+    return [f"{run_dir}/{label}.h5" for label in MD_TEMPERATURE_LABELS]
+
+
+def md_plot_files():
+    stems = sorted({f"{p['dataset']}_{p['source']}-{p['target']}" for p in PAIRS})
+    return [f"{RESULTS}/plots/md_{kind}_{stem}.png" for stem in stems for kind in ("stability", "structure")]
+
+
+def md_outputs():
+    tables = [f"{RESULTS}/tables/md_{name}" for name in
+              ("stability_runs.csv", "stability.csv", "stability.md", "structure_runs.csv", "structure.csv",
+               "structure.md")]
+    return tables + md_plot_files()
+
+
+def md_settings():
+    """The md config section as a plain dict (the MD jobs' settings)."""
+    return {key: value for key, value in MD_CFG.items() if key not in ("enabled", "resources", "structure")}

@@ -70,6 +70,7 @@ rule split_learning_curve:
     params:
         sizes=LC["sizes"],
         n_validation=LC["n_validation"],
+        max_temperature=LC["train_max_temperature"],
     localrule: True
     conda:
         "../../envs/environment.yaml"

@@ -39,6 +39,9 @@ def _lookup_energy(atoms: Atoms, key: str, path: Path, index: int) -> float:
         value = atoms.info[key]
     elif key in results:
         value = results[key]
+    elif key in atoms.arrays:
+        raise DatasetError(path, f"energy key {key!r} is a per-atom array of shape {atoms.arrays[key].shape}, "
+                                 "expected one total energy per frame", frame=index)
     else:
         raise DatasetError(
             path,
@@ -58,6 +61,11 @@ def _lookup_forces(atoms: Atoms, key: str, path: Path, index: int) -> np.ndarray
         value = atoms.arrays[key]
     elif key in results:
         value = results[key]
+    elif key in atoms.info:
+        # a per-frame value where per-atom forces belong, e.g. forces="0.1 0.2 0.3" in the comment line
+        shape = np.shape(atoms.info[key])
+        raise DatasetError(path, f"forces key {key!r} is a per-frame value of shape {shape}, expected per-atom "
+                                 f"forces of shape ({len(atoms)}, 3)", frame=index)
     else:
         raise DatasetError(
             path,
@@ -138,8 +146,12 @@ def cli(argv: list[str] | None = None) -> int:
     p.add_argument("--forces-key", default="forces", help="per-atom array key (or calculator result) of the forces")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    import_extxyz(args.train, args.test, args.element, args.out_train, args.out_test,
-                  energy_key=args.energy_key, forces_key=args.forces_key)
+    try:
+        import_extxyz(args.train, args.test, args.element, args.out_train, args.out_test,
+                      energy_key=args.energy_key, forces_key=args.forces_key)
+    except DatasetError as exc:  # one line naming file, frame and problem; nothing was written
+        print(f"mlp-transfer import-extxyz: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -242,6 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
 def cli(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        _generate_from_args(args)
+    except ValueError as exc:  # e.g. no SW parameters for the element; raised before anything is written
+        print(f"mlp-transfer generate-sw: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _generate_from_args(args) -> None:
     generate_sw_dataset(
         args.element, args.out_train, args.out_test,
         supercell=args.supercell, temperatures=args.temperatures, timestep_fs=args.timestep_fs,
@@ -253,7 +262,6 @@ def cli(argv: list[str] | None = None) -> int:
                 "stdev": args.strain_stdev},
         seed=args.seed,
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -135,7 +135,11 @@ def cli(argv: list[str] | None = None) -> int:
     p.add_argument("--out-test", required=True, type=Path)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    import_mlearn(args.folder, args.element, args.out_train, args.out_test)
+    try:
+        import_mlearn(args.folder, args.element, args.out_train, args.out_test)
+    except DatasetError as exc:  # one line naming file, entry and problem; nothing was written
+        print(f"mlp-transfer import-mlearn: error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
