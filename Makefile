@@ -48,4 +48,4 @@ dryrun: setup
 	$(BIN)/snakemake -n
 
 tables: setup
-	$(BIN)/mlp-transfer aggregate --results results
+	$(BIN)/mlp-transfer aggregate --results results --configfile config/config.yaml

@@ -77,8 +77,6 @@ def check_config(config: dict) -> None:
 
 def load_config(path: str | Path) -> dict:
     """Read a workflow config and validate it like the workflow does (schema with defaults, then checks)."""
-    from snakemake.utils import validate
-
     path = Path(path)
     try:
         # safe_load builds plain data only (no Python tags): a config can never construct objects or run code
@@ -88,14 +86,24 @@ def load_config(path: str | Path) -> dict:
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: a config is a mapping of keys (datasets, pairs, ...), got "
                           f"{type(config).__name__}")
+    return validate_config(config, str(path))
+
+
+def validate_config(config: dict, source: str) -> dict:
+    """Schema validation (filling defaults) and cross-reference checks; errors name ``source`` and the key.
+
+    Used by the workflow (``common.smk``) and by :func:`load_config`, so both report identical messages.
+    """
+    from snakemake.utils import validate
+
     try:
         validate(config, str(SCHEMA_PATH), set_default=True)
     except Exception as exc:  # snakemake wraps jsonschema errors in WorkflowError
-        raise ConfigError(f"{path}: {_schema_problem(exc)}") from exc
+        raise ConfigError(f"{source}: {_schema_problem(exc)}") from exc
     try:
         check_config(config)
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        raise ConfigError(f"{source}: {exc}") from exc
     return config
 
 

@@ -118,7 +118,10 @@ def load_model(path: str | Path, device: str = "cpu"):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
-    model = torch.load(path, map_location=device, weights_only=False)
+    try:
+        model = torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # truncated file, not a torch pickle, ...
+        raise ValueError(f"model file {path} cannot be loaded: {type(exc).__name__}: {exc}") from exc
     if not isinstance(model, spk.model.NeuralNetworkPotential):
         raise TypeError(f"{path} does not hold a schnetpack NeuralNetworkPotential (got {type(model).__name__})")
     return model

@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import ase.io
 import numpy as np
 
 from mlp_transfer.io import write_json
@@ -96,8 +95,9 @@ def eligible_by_temperature(temperatures: Sequence[float], max_temperature: floa
 
 def _pool_temperatures(pool_path: str | Path) -> list[float]:
     """``info["temperature"]`` of every pool frame (-1.0 when absent)."""
-    return [float(atoms.info.get("temperature", -1.0))
-            for atoms in ase.io.iread(str(pool_path), index=":", format="extxyz")]
+    from mlp_transfer.data.common import read_extxyz  # DatasetError naming the file if missing/unreadable
+
+    return [float(atoms.info.get("temperature", -1.0)) for atoms in read_extxyz(pool_path)]
 
 
 def write_splits(pool_path: str | Path, out_path: str | Path, sizes: Sequence[int | str], n_validation: int,
@@ -143,7 +143,7 @@ def cli(argv: list[str] | None = None) -> int:
     try:
         write_splits(args.pool, args.out, args.sizes, args.n_validation, args.seed,
                      max_temperature=args.max_temperature)
-    except SplitError as exc:
+    except (SplitError, ValueError) as exc:  # DatasetError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -28,7 +28,6 @@ import ase.io
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from mlp_transfer import models
 from mlp_transfer.batching import ENERGY_REF, FORCES_REF, StructureSet, mean_energy_per_atom
@@ -390,7 +389,13 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", required=True, help="writes model.pt, history.csv, summary.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    config = yaml.safe_load(Path(args.config).read_text())
+    from mlp_transfer.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out_dir)
     run_training(regime=args.regime, pool=args.pool, splits=args.splits, size=args.size, element=args.element,
                  seed=args.seed, model_config=config["model"], training_config=config["training"],

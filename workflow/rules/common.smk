@@ -1,12 +1,10 @@
 import json
 
-from snakemake.utils import validate
+from mlp_transfer.config import validate_config
 
-from mlp_transfer.config import check_config
-
-validate(config, schema="../schemas/config.schema.yaml", set_default=True)
-# Cross-references JSON Schema cannot express (pairs -> datasets -> elements, sizes vs pools).
-check_config(config)
+# JSON Schema (workflow/schemas/config.schema.yaml, defaults filled in), then the cross-references it
+# cannot express (pairs -> datasets -> elements, sizes vs pools); errors name the config file and key.
+validate_config(config, source=", ".join(map(str, workflow.configfiles)) or "config")
 
 RESULTS = "results"
 PAIRS = config["pairs"]
