@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 TRAIN_RULES = {"train_source", "train_target"}
+GPU_PARTITION_RULES = TRAIN_RULES | {"md_model"}  # as in workflow/profiles/slurm set-resources
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -76,9 +77,13 @@ def env_for(slurm: LocalSlurm) -> dict:
 
 def jobs_in_queue(slurm: LocalSlurm) -> list[dict]:
     """Every job slurmctld still remembers (MinJobAge=300 s), with partition, GPU request and rule."""
-    out = slurm.run("squeue", "--states=all", "--noheader", "-o", "%i|%P|%b|%T|%k|%j").stdout
-    fields = ("id", "partition", "tres", "state", "comment", "name")
-    return [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line.strip()]
+    out = slurm.run("squeue", "--states=all", "--noheader", "-o", "%i|%P|%T|%k|%j").stdout
+    fields = ("id", "partition", "state", "comment", "name")
+    jobs = [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line.strip()]
+    for job in jobs:  # --gpus=1 shows as TresPerJob=gres:gpu:1 (squeue's %b is per node)
+        detail = slurm.run("scontrol", "show", "job", job["id"], check=False).stdout
+        job["tres"] = " ".join(f for f in detail.split() if f.startswith(("TresPerJob=", "TresPerNode=")))
+    return jobs
 
 
 def test_tiny_workflow_through_slurm_profile(slurm, study):
@@ -110,8 +115,10 @@ def test_tiny_workflow_through_slurm_profile(slurm, study):
     assert all(j["state"] == "COMPLETED" for j in jobs), jobs
     for rule, rule_jobs in by_rule.items():
         for job in rule_jobs:
-            if rule in TRAIN_RULES:
-                assert job["partition"] == slurm.gpu_partition and "gpu" in job["tres"], job
+            if rule in TRAIN_RULES:  # the test profile gives them a (fake) GPU
+                assert job["partition"] == slurm.gpu_partition and "gres:gpu:1" in job["tres"], job
+            elif rule in GPU_PARTITION_RULES:  # MD with a model: GPU partition, a GPU only with md.device cuda
+                assert job["partition"] == slurm.gpu_partition, job
             else:
                 assert job["partition"] == slurm.cpu_partition and "gpu" not in job["tres"], job
     # SLURM logs per rule and wildcards (kept here; by default only failed jobs' logs are kept).
@@ -136,7 +143,8 @@ def test_submitit_launcher_requeues_the_controller(slurm, study):
     # Wait until the controller has submitted its rule job, then preempt it.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(log_dir.glob("*_result.pkl")):
-        rule_jobs = [j for j in jobs_in_queue(slurm) if j["comment"].startswith("rule_generate_sw")]
+        rule_jobs = [j for j in jobs_in_queue(slurm)
+                     if j["comment"].startswith("rule_generate_sw") and int(j["id"]) > int(controller_id)]
         if rule_jobs:
             break
         time.sleep(0.5)
@@ -169,7 +177,8 @@ def test_submitit_launcher_requeues_the_controller(slurm, study):
     assert (workdir / target).is_file()
     states = {j["id"]: j for j in jobs_in_queue(slurm)}
     assert states[first_rule_job]["state"] == "CANCELLED", states  # the interrupted controller's rule job
-    reruns = [j for j in states.values() if j["comment"].startswith("rule_generate_sw") and j["id"] != first_rule_job]
+    reruns = [j for j in states.values() if j["comment"].startswith("rule_generate_sw")
+              and int(j["id"]) > int(first_rule_job)]
     assert reruns and all(j["state"] == "COMPLETED" for j in reruns), states
     assert states[controller_id]["state"] == "COMPLETED", states
 

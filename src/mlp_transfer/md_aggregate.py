@@ -48,6 +48,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
 from mlp_transfer.io import atomic_path  # noqa: E402
 from mlp_transfer.structure import tv_distance, w1_distance  # noqa: E402
 
@@ -216,6 +218,16 @@ def _palette(regimes) -> tuple[list[str], dict]:
     return order, {r: colours[i] for i, r in enumerate(order)}
 
 
+_PLAIN = FuncFormatter(lambda v, _: f"{v:g}")
+
+
+def _log_x(ax) -> None:
+    """Log x axis with plain tick labels (2, 5, 20 rather than 2x10^0)."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(_PLAIN)
+    ax.xaxis.set_minor_formatter(_PLAIN)
+
+
 def _save(fig, path: Path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight")
@@ -258,7 +270,7 @@ def plot_stability(runs: pd.DataFrame, path: str | os.PathLike) -> Path:
                 ax.set_title(f"{t:g} K")
             else:
                 ax.set_ylim(0, 1.05 * sub["run_length_ps"].max())
-            ax.set_xscale("log")
+            _log_x(ax)
             ax.set_ylabel(label if col == 0 else "")
             ax.set_xlabel("training structures" if row == 1 else "")
     handles, labels = axes[0, 0].get_legend_handles_labels()
@@ -285,7 +297,7 @@ def plot_structure(runs: pd.DataFrame, path: str | os.PathLike) -> Path:
                 sns.lineplot(data=sub, x="n_train", y="tv_distance", hue="regime", hue_order=order, palette=palette,
                              estimator="mean", errorbar=("pi", 100), marker="o", ax=ax,
                              legend=(row == 0 and col == 0))
-            ax.set_xscale("log")
+            _log_x(ax)
             ax.set_ylim(bottom=0)
             ax.set_title(f"{kind.upper()}, {t:g} K")
             ax.set_ylabel("TV distance to reference" if col == 0 else "")
