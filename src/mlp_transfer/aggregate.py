@@ -575,6 +575,36 @@ def plot_learning_curve(lc: pd.DataFrame, metric: str, path: str | os.PathLike) 
     return _save(g.figure, Path(path))
 
 
+_TEMPERATURE_LABEL = re.compile(r"^T(\d+(?:\.\d+)?)K$")
+
+
+def temperature_table(lc: pd.DataFrame) -> pd.DataFrame:
+    """Rows of test sets labelled ``T<temperature>K`` with the temperature as a number: error vs test
+    temperature, the temperature-transferability view of the learning curve (empty if no such sets)."""
+    temperature = lc["test_set"].astype(str).str.extract(_TEMPERATURE_LABEL, expand=False).astype(float)
+    return lc.assign(test_temperature_k=temperature).dropna(subset=["test_temperature_k"])
+
+
+def plot_error_vs_temperature(lc: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Force MAE vs test temperature, one panel per training size, transfer vs scratch (mean, min-max)."""
+    table = temperature_table(lc)
+    (dataset, source, target), = table[PAIR_KEYS].drop_duplicates().itertuples(index=False, name=None)
+    order, palette = _regime_palette(table["regime"])
+    sizes = sorted(table["n_train"].unique())
+    g = sns.relplot(
+        data=table, kind="line", x="test_temperature_k", y="force_mae_mev_ang", hue="regime", hue_order=order,
+        palette=palette, col="n_train", col_order=sizes, col_wrap=min(4, len(sizes)),
+        estimator="mean", errorbar=("pi", 100), err_style="band", marker="o", height=3.0, aspect=1.1,
+    )  # fmt: skip
+    for ax in g.axes.flat:
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.25)
+    g.set_titles(col_template="{col_name} training structures")
+    g.set_axis_labels("Test temperature (K)", _LABELS["force_mae_mev_ang"])
+    g.figure.suptitle(f"{dataset}: {source} → {target}, force error vs test temperature", y=1.03)
+    return _save(g.figure, Path(path))
+
+
 def plot_convergence(histories: pd.DataFrame, path: str | os.PathLike, thresholds: Sequence[float] = ()) -> Path:
     """Validation force MAE vs optimizer step, one line per run, one panel per training-set size.
 
@@ -845,6 +875,8 @@ def aggregate(
         for kind, metric in (("force", "force_mae_mev_ang"), ("energy", "energy_mae_mev_atom")):
             stem = f"learning_curve_{tag}_{kind}"
             written[stem] = plot_learning_curve(group, metric, plots / f"{stem}.png")
+        if not temperature_table(group).empty:
+            written[f"temperature_{tag}"] = plot_error_vs_temperature(group, plots / f"temperature_{tag}.png")
     if not hist.empty:
         for (dataset, source, target), group in hist.groupby(PAIR_KEYS, sort=True):
             stem = f"convergence_{_safe(dataset)}_{_safe(source)}-{_safe(target)}"

@@ -13,6 +13,10 @@ STAGES = {
     "train": ("mlp_transfer.train", "Train a model (source, transfer or scratch)"),
     "evaluate": ("mlp_transfer.evaluate", "Evaluate a trained model on test sets"),
     "aggregate": ("mlp_transfer.aggregate", "Build learning-curve tables and plots from finished runs"),
+    "md": ("mlp_transfer.md", "Run NVT MD of a model or the reference and check stability"),
+    "md-structure": ("mlp_transfer.structure", "RDF/ADF of MD trajectories and their distance to the reference"),
+    "md-aggregate": ("mlp_transfer.md_aggregate", "Stability and structure tables and plots from MD runs"),
+    "properties": ("mlp_transfer.properties", "Lattice constant, EOS, elastic constants, vacancy, phonons"),
     "plan": ("mlp_transfer.plan", "Dry-run a study: jobs per rule, SLURM and GPU jobs it would submit"),
     "launch": ("mlp_transfer.launch", "Submit the Snakemake controller as a requeueable SLURM job (submitit)"),
 }

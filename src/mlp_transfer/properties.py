@@ -518,3 +518,31 @@ def run_model_properties(model_path: str | Path, reference_json: str | Path, out
     log.info("properties of %s in %.1f s (%s)", model_path, result["wall_time_s"],
              {k: round(v, 2) for k, v in result["timings_s"].items()})
     return table
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``mlp-transfer properties``: reference properties (``--reference-out``) or a model's errors."""
+    import argparse
+    import logging
+    import sys
+
+    parser = argparse.ArgumentParser(prog="mlp-transfer properties", description=__doc__.splitlines()[0])
+    parser.add_argument("--element", required=True)
+    parser.add_argument("--reference-out", help="compute the SW reference of --element and write this JSON")
+    parser.add_argument("--model", help="trained model (model.pt) whose properties to compute")
+    parser.add_argument("--reference", help="reference JSON (from --reference-out) to compare the model with")
+    parser.add_argument("--cutoff", type=float, help="model cutoff (Å)")
+    parser.add_argument("--out-csv", help="model: property/error table")
+    parser.add_argument("--out-json", help="model: all values and spectra")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.reference_out:
+        write_reference(args.reference_out, "stillinger_weber", args.element)
+        return 0
+    missing = [name for name in ("model", "reference", "cutoff", "out_csv", "out_json") if getattr(args, name) is None]
+    if missing:
+        parser.error(f"a model run needs --{', --'.join(m.replace('_', '-') for m in missing)}")
+    table = run_model_properties(args.model, args.reference, args.out_csv, args.out_json, args.element,
+                                 args.cutoff)
+    print(table.to_string(index=False), file=sys.stdout)
+    return 0
