@@ -271,7 +271,7 @@ def test_aggregate_writes_tables_and_plots(results: Path, tmp_path: Path):
     }  # fmt: skip
     assert {p.name for p in tables.iterdir()} == expected_tables
     expected_plots = {
-        "learning_curve_sw_Si-Ge_force.png", "learning_curve_sw_Si-Ge_energy.png", "convergence_sw_Si-Ge.png",
+        "learning_curve_sw_Si-Ge_force.png", "learning_curve_sw_Si-Ge_energy.png", "convergence_sw_Si-Ge.png", "temperature_sw_Si-Ge.png",
     }  # fmt: skip
     assert {p.name for p in plots.iterdir()} == expected_plots
     for name in expected_plots:

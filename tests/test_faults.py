@@ -31,10 +31,12 @@ def train_inputs(sw_pools, tiny_model_config, tmp_path_factory):
     config = directory / "config.yaml"
     # Patience larger than the run: every run goes to max_steps, so the interrupted and the reference run
     # must agree step for step.
-    config.write_text(yaml.safe_dump({
-        "model": tiny_model_config,
-        "training": {"batch_size": 2, "max_steps": MAX_STEPS, "val_interval": VAL_INTERVAL, "threads": 1,
-                     "early_stopping": {"patience": 1000, "min_rel_improvement": 0.001}}}))
+    # `mlp-transfer train --config` takes a whole (validated) study config and uses its model and training.
+    study = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    study["model"] = tiny_model_config
+    study["training"] = {"batch_size": 2, "max_steps": MAX_STEPS, "val_interval": VAL_INTERVAL, "threads": 1,
+                         "early_stopping": {"patience": 1000, "min_rel_improvement": 0.001}}
+    config.write_text(yaml.safe_dump(study))
     return {"pool": sw_pools["Ge"], "splits": splits, "config": config, "dir": directory}
 
 
