@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: setup run test test-slurm lint dryrun plan-paper bench-plan tables clean-results
+.PHONY: setup run test test-slurm lint dryrun plan-paper bench-plan bench tables clean-results
 
 setup: $(STAMP)
 
@@ -40,6 +40,10 @@ plan-paper: setup
 
 bench-plan: setup
 	$(BIN)/python benchmarks/plan_benchmark.py
+
+# Throughput vs the baselines (spktrain, SpkCalculator, ASE MD) + planning; writes benchmarks/results/benchmarks.{json,md}.
+bench: setup
+	$(BIN)/python benchmarks/run_benchmarks.py
 
 lint: setup
 	$(BIN)/snakemake --lint

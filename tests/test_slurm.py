@@ -152,12 +152,13 @@ def test_submitit_launcher_requeues_the_controller(slurm, study):
         pytest.fail(f"controller submitted no job:\n{slurm.logs()}\n{_read(log_dir)}")
     first_rule_job = rule_jobs[0]["id"]
     slurm.run("scancel", "--signal=USR2", controller_id)
-    # SLURM holds a requeued job for ~2 minutes (BeginTime); release it at once to keep the test short.
+    # SLURM holds a requeued job for ~2 minutes (BeginTime); shorten that to 10 s to keep the test short
+    # (starting it within the same seconds fails with "Job credential revoked").
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         state = slurm.run("squeue", "-h", "-j", controller_id, "-o", "%T|%r", check=False).stdout.strip()
         if state == "PENDING|BeginTime":
-            slurm.run("scontrol", "update", f"JobId={controller_id}", "StartTime=now")
+            slurm.run("scontrol", "update", f"JobId={controller_id}", "StartTime=now+10")
             break
         time.sleep(0.5)
     else:
