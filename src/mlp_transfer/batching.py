@@ -56,10 +56,17 @@ class StructureSet:
         collated = _atoms_collate_fn([self.items[i] for i in indices])
         return {key: value.to(device) for key, value in collated.items()}
 
-    def batches(self, batch_size: int, device: str | torch.device = "cpu"):
-        """Batches in order (for evaluation)."""
-        for start in range(0, len(self), batch_size):
-            yield self.batch(range(start, min(start + batch_size, len(self))), device)
+    def batches(self, batch_size: int, device: str | torch.device = "cpu", max_atoms: int | None = None):
+        """Batches in order (for evaluation): at most ``batch_size`` structures and, when given, at most
+        ``max_atoms`` atoms per batch (a structure larger than that gets a batch of its own)."""
+        start = 0
+        while start < len(self):
+            stop = min(start + batch_size, len(self))
+            if max_atoms is not None:
+                counts = np.cumsum(self.n_atoms[start:stop])
+                stop = start + max(1, int(np.searchsorted(counts, max_atoms, side="right")))
+            yield self.batch(range(start, stop), device)
+            start = stop
 
 
 def mean_energy_per_atom(frames: Sequence[Atoms]) -> float:
