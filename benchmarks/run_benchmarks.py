@@ -439,10 +439,6 @@ def bench_ablation(args, results: dict) -> None:
     # Neighbour lists once per dataset: setup cost of matscipy vs vesin (whole training set).
     out["neighbour_list_setup_s"] = {"matscipy": setup_matscipy}
     try:
-        from vesin.torch.metatensor import NeighborList  # noqa: F401
-    except Exception:
-        pass
-    try:
         import vesin
 
         a = time.perf_counter()
@@ -451,13 +447,11 @@ def bench_ablation(args, results: dict) -> None:
                 points=atoms.positions, box=atoms.cell.array, periodic=True, quantities="ijS")
         out["neighbour_list_setup_s"]["vesin"] = time.perf_counter() - a
         a = time.perf_counter()
-        from schnetpack.transform import MatScipyNeighborList
         from mlp_transfer.batching import structure_inputs
 
         for i, atoms in enumerate(frames):
             structure_inputs(atoms, i, model_cfg["cutoff"])
         out["neighbour_list_setup_s"]["matscipy_again"] = time.perf_counter() - a
-        del MatScipyNeighborList
     except ImportError:
         out["neighbour_list_setup_s"]["vesin"] = None
     out["n_steps"] = n_steps
