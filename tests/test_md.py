@@ -165,10 +165,12 @@ def test_nan_potential_is_detected_at_the_failing_step(tmp_path):
 
 
 def test_collapsing_potential_fails_on_min_distance(tmp_path):
-    rows, _ = _run(md.ASEMDCalculator(Collapse("Si")), _settings(), tmp_path)
+    per_step = StabilityCriteria(equilibration_steps=10, temperature_window=10, check_interval=1)
+    rows, _ = _run(md.ASEMDCalculator(Collapse("Si")), _settings(stability=per_step), tmp_path)
     assert [r["stable"] for r in rows] == [False, False]
     assert {r["reason"] for r in rows} == {"min_distance"}
     assert all(r["steps_to_failure"] <= 10 for r in rows)  # ~1 A closer in ~12 fs
+
 
 
 def test_model_with_scaled_weights_is_unstable(tmp_path, tiny_model_config):

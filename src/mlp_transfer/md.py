@@ -117,7 +117,7 @@ class MDSettings:
             band_low=float(band[0]), band_high=float(band[1]),
             temperature_window=max(1, int(round(float(stab.get("temperature_window_fs", 100.0)) / timestep))),
             equilibration_steps=int(md.get("equilibration_steps", 250)),
-            check_interval=int(stab.get("check_interval", 1)))
+            check_interval=int(stab.get("check_interval", 10)))
         return cls(
             temperatures=tuple(float(t) for t in md.get("temperatures", (600.0, 1500.0))),
             supercell=int(md.get("supercell", 2)), timestep_fs=timestep, n_steps=int(md.get("n_steps", 1500)),
@@ -268,11 +268,11 @@ class StabilityHook(SimulationHook):
         if self.monitor.all_failed:
             raise AllReplicasFailed("all replicas failed at the starting configuration")
 
-    def _check(self, system, step: int):
+    def _check(self, system, step: int, distances: bool = True):
         r = system.n_replicas
         self.monitor.check(step, system.energy.detach().view(r), system.forces.detach(),
                            system.positions.detach() / _ANGSTROM, system.momenta.detach(),
-                           system.cells.detach().view(r, 3, 3) / _ANGSTROM)
+                           system.cells.detach().view(r, 3, 3) / _ANGSTROM, distances=distances)
 
     def _freeze(self, system, mask: torch.Tensor):
         """Put failed replicas back on their starting configuration (finite numbers only)."""
@@ -293,8 +293,10 @@ class StabilityHook(SimulationHook):
         r = system.n_replicas
         temperature = system.temperature.detach().view(r)
         self.monitor.record_temperature(temperature)
-        if step % self.monitor.criteria.check_interval == 0 or step == self.n_steps:
-            self._check(system, step)
+        # Non-finite numbers are caught every step (they must never reach the neighbour list); the
+        # O(N^2) minimum-distance criterion runs every check_interval steps.
+        self._check(system, step, distances=step % self.monitor.criteria.check_interval == 0
+                    or step == self.n_steps)
         if simulator.step % self.log_interval == 0:  # the frames the FileLogger writes
             self.rows["step"].append(step)
             self.rows["temperature"].append(temperature.double().cpu().numpy())

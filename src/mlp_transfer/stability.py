@@ -46,7 +46,7 @@ class StabilityCriteria:
     band_high: float = 2.0
     temperature_window: int = 50  # steps
     equilibration_steps: int = 250
-    check_interval: int = 1  # steps between checks (1 = every step)
+    check_interval: int = 10  # steps between minimum-distance checks (finiteness: every step)
 
     def __post_init__(self):
         if not 0 < self.min_distance_fraction < 1:
@@ -118,21 +118,27 @@ class ReplicaMonitor:
         return self._window[:n].mean(dim=0)
 
     def check(self, step: int, energy: torch.Tensor, forces: torch.Tensor, positions: torch.Tensor,
-              momenta: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+              momenta: torch.Tensor, cells: torch.Tensor, distances: bool = True) -> torch.Tensor:
         """Apply the criteria after ``step`` steps; returns the (R,) mask of replicas failing now.
 
         ``energy`` (R,), ``forces``/``positions``/``momenta`` (R, N, 3), ``cells`` (R, 3, 3).
+        ``distances=False`` skips the O(N^2) minimum-distance criterion (the caller runs it every
+        ``check_interval`` steps); finiteness and temperature are cheap and always checked.
         """
         r = self.n_replicas
         finite = (torch.isfinite(energy.reshape(r, -1)).all(dim=1)
                   & torch.isfinite(forces.reshape(r, -1)).all(dim=1)
                   & torch.isfinite(positions.reshape(r, -1)).all(dim=1)
                   & torch.isfinite(momenta.reshape(r, -1)).all(dim=1))
-        safe_positions = torch.where(finite[:, None, None], positions, torch.zeros_like(positions))
-        dmin = min_distances(safe_positions.double(), cells.double())
-        dmin = torch.where(finite, dmin, torch.full_like(dmin, float("nan")))
-        self.last_min_distance = dmin
-        too_close = finite & (dmin < self.min_distance_threshold)
+        if distances:
+            safe_positions = torch.where(finite[:, None, None], positions, torch.zeros_like(positions))
+            dmin = min_distances(safe_positions.double(), cells.double())
+            dmin = torch.where(finite, dmin, torch.full_like(dmin, float("nan")))
+            self.last_min_distance = dmin
+            too_close = finite & (dmin < self.min_distance_threshold)
+        else:
+            dmin = self.last_min_distance
+            too_close = torch.zeros_like(finite)
         out_of_band = torch.zeros_like(finite)
         t_window = self.window_temperature()
         if step > self.criteria.equilibration_steps and self._n_window >= self.criteria.temperature_window:
