@@ -34,8 +34,10 @@ def test_lint_is_clean():
     assert "Lints for" not in output, output
 
 
-def test_dry_run_plans_the_default_study():
-    proc = snakemake("-n", "--quiet", "rules")
+def test_dry_run_plans_the_default_study(tmp_path):
+    """A fresh directory (no finished runs) plans every job of the embedded default study."""
+    proc = snakemake("-n", "--quiet", "rules", "--configfile", str(REPO / "config" / "config.yaml"),
+                     "--directory", str(tmp_path))
     counts = {}
     for line in proc.stdout.splitlines():
         parts = line.split()
