@@ -438,7 +438,7 @@ def _vs(a: float, b: float) -> str:
     return f"{_num(a, d)} vs {_num(b, d)}"
 
 
-def _sections(df: pd.DataFrame, title: str, render) -> str:
+def markdown_sections(df: pd.DataFrame, title: str, render) -> str:
     """One Markdown section per (dataset, source, target), so each table stays narrow and readable."""
     parts = [f"# {title}\n"]
     if df.empty:
@@ -460,7 +460,7 @@ def summary_markdown(summary: pd.DataFrame) -> str:
             out[_LABELS[m]] = [_pm(a, b) for a, b in zip(g[f"{m}_mean"], g[f"{m}_std"])]
         return out
 
-    return _sections(summary, "Test errors: mean ± std over seeds", render)
+    return markdown_sections(summary, "Test errors: mean ± std over seeds", render)
 
 
 def comparison_markdown(comparison: pd.DataFrame) -> str:
@@ -482,7 +482,7 @@ def comparison_markdown(comparison: pd.DataFrame) -> str:
             }
         )
 
-    return _sections(comparison, "Regime vs baseline, paired by seed (ratio < 1 and wins: regime is better)", render)
+    return markdown_sections(comparison, "Regime vs baseline, paired by seed (ratio < 1 and wins: regime is better)", render)
 
 
 def convergence_markdown(conv_summary: pd.DataFrame) -> str:
@@ -503,7 +503,7 @@ def convergence_markdown(conv_summary: pd.DataFrame) -> str:
             }
         )
 
-    return _sections(conv_summary, "Training needed to reach a validation force MAE", render)
+    return markdown_sections(conv_summary, "Training needed to reach a validation force MAE", render)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ import seaborn as sns  # noqa: E402
 
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from mlp_transfer.aggregate import markdown_sections  # noqa: E402
 from mlp_transfer.io import atomic_path  # noqa: E402
 from mlp_transfer.structure import tv_distance, w1_distance  # noqa: E402
 
@@ -161,17 +162,6 @@ def _n_train(x) -> str:
     return "–" if not np.isfinite(x) else str(int(x))
 
 
-def _sections(df: pd.DataFrame, title: str, render) -> str:
-    parts = [f"# {title}\n"]
-    if df.empty:
-        parts.append("\n_No data._\n")
-    for (dataset, source, target), group in df.groupby(PAIR_KEYS, sort=True):
-        parts.append(f"\n## {dataset}: {source} → {target}\n\n")
-        parts.append(render(group).to_markdown(index=False, disable_numparse=True))
-        parts.append("\n")
-    return "".join(parts)
-
-
 def _order(g: pd.DataFrame) -> pd.DataFrame:
     rank = {r: i for i, r in enumerate(_REGIME_ORDER)}
     return g.assign(_r=g["regime"].map(lambda r: rank.get(r, len(rank)))).sort_values(
@@ -189,7 +179,7 @@ def stability_markdown(summary: pd.DataFrame) -> str:
                              "first failure (ps)": g["time_to_failure_ps_min"].map(_fmt),
                              "failure reasons": g["reasons"].fillna("")})
 
-    return _sections(summary, "MD stability: stable replicas and mean time to failure (of the run length)",
+    return markdown_sections(summary, "MD stability: stable replicas and mean time to failure (of the run length)",
                      render)
 
 
@@ -204,7 +194,7 @@ def structure_markdown(summary: pd.DataFrame) -> str:
                               for m, s in zip(g["w1_distance_mean"], g["w1_distance_std"])]
         return out.sort_values(["kind"], kind="stable")
 
-    return _sections(summary, "Structure from MD: distance of RDF and ADF to the reference potential "
+    return markdown_sections(summary, "Structure from MD: distance of RDF and ADF to the reference potential "
                      "(TV: 0 identical, 1 disjoint)", render)
 
 
