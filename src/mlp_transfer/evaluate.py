@@ -19,7 +19,7 @@ import torch
 
 from mlp_transfer import models
 from mlp_transfer.batching import StructureSet
-from mlp_transfer.io import atomic_path
+from mlp_transfer.io import write_run_table
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +88,7 @@ def run_evaluation(model_path: str | Path, test_path: str | Path, out_csv: str |
         import json
 
         meta["n_train"] = json.loads(Path(summary_path).read_text())["n_train"]
-    for position, (key, value) in enumerate(meta.items()):
-        table.insert(position, key, value)
-    with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
+    table = write_run_table(table, out_csv, meta)
     for row in table.itertuples():
         log.info("%s: E MAE %.2f meV/atom, F MAE %.1f meV/A (%d structures)", row.test_set,
                  row.energy_mae_mev_atom, row.force_mae_mev_ang, row.n_structures)

@@ -38,3 +38,17 @@ def write_json(path: str | os.PathLike, data) -> None:
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_run_table(table, path: str | os.PathLike, metadata: dict | None = None):
+    """Write a per-run table as CSV (atomically) with the run's ``metadata`` as leading constant columns.
+
+    The metadata (dataset, pair, regime, size, seed...) makes every per-run file self-describing, so the
+    aggregation can concatenate them without parsing paths. Returns the table with those columns.
+    """
+    table = table.copy()
+    for position, (key, value) in enumerate(dict(metadata or {}).items()):
+        table.insert(position, key, value)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return table

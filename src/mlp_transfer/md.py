@@ -56,7 +56,7 @@ from schnetpack.md.simulation_hooks import FileLogger, LangevinThermostat, Molec
 from schnetpack.md.simulator import Simulator
 from schnetpack.transform import MatScipyNeighborList
 
-from mlp_transfer.io import atomic_path
+from mlp_transfer.io import atomic_path, write_run_table
 from mlp_transfer.stability import ReplicaMonitor, StabilityCriteria, nearest_neighbour_distance
 
 log = logging.getLogger(__name__)
@@ -428,12 +428,7 @@ def run_md_job(*, element: str, settings: MDSettings, out_h5: Mapping[float, str
     rows = []
     for temperature in settings.temperatures:
         rows += simulate(calculator, atoms, temperature, settings, out_h5[temperature], nn, attrs)
-    table = pd.DataFrame(rows)[STABILITY_COLUMNS]
-    for position, (key, value) in enumerate(meta.items()):
-        table.insert(position, key, value)
-    with atomic_path(out_stability) as tmp:
-        table.to_csv(tmp, index=False)
-    return table
+    return write_run_table(pd.DataFrame(rows)[STABILITY_COLUMNS], out_stability, meta)
 
 
 def cli(argv: list[str] | None = None) -> int:

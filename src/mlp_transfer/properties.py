@@ -497,7 +497,7 @@ def run_model_properties(model_path: str | Path, reference_json: str | Path, out
     import pandas as pd
     import torch
 
-    from mlp_transfer.io import atomic_path, write_json
+    from mlp_transfer.io import write_json, write_run_table
 
     torch.set_num_threads(threads)
     settings = merge_settings(settings)
@@ -510,11 +510,8 @@ def run_model_properties(model_path: str | Path, reference_json: str | Path, out
     if summary_path is not None:
         meta["n_train"] = json.loads(Path(summary_path).read_text())["n_train"]
     table = pd.DataFrame(property_rows(result, reference, settings["groups"]), columns=TABLE_COLUMNS)
-    for position, (key, value) in enumerate(meta.items()):
-        table.insert(position, key, value)
     write_json(out_json, {**meta, **result})
-    with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
+    table = write_run_table(table, out_csv, meta)
     log.info("properties of %s in %.1f s (%s)", model_path, result["wall_time_s"],
              {k: round(v, 2) for k, v in result["timings_s"].items()})
     return table

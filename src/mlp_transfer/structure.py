@@ -37,7 +37,7 @@ from matscipy.angle_distribution import angle_distribution
 from matscipy.neighbours import neighbour_list
 from scipy.stats import wasserstein_distance
 
-from mlp_transfer.io import atomic_path
+from mlp_transfer.io import write_run_table
 
 log = logging.getLogger(__name__)
 
@@ -188,11 +188,7 @@ def run_structure(h5_paths: Mapping[float, str | Path] | Sequence[str | Path], o
             metadata = {key[len("meta_"):]: str(value) for key, value in h5.attrs.items() if key.startswith("meta_")}
     table = structure_table(h5_paths, equilibration_steps=equilibration_steps, rdf_r_max=rdf_r_max,
                             rdf_bins=rdf_bins, adf_cutoff=adf_cutoff_fraction * nn_distance, adf_bins=adf_bins)
-    for position, (key, value) in enumerate(dict(metadata or {}).items()):
-        table.insert(position, key, value)
-    with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
-    return table
+    return write_run_table(table, out_csv, metadata)
 
 
 def cli(argv: list[str] | None = None) -> int:
