@@ -53,6 +53,13 @@ def test_default_config_loads():
     assert sw_pool_size(config["datasets"]["sw"]) == 4 * 12 + 6 + 6
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "config").glob("*.yaml")))
+def test_every_shipped_config_is_valid(name):
+    """Every study config in config/ passes the schema and the cross-reference checks."""
+    config = load_config(ROOT / "config" / name)
+    assert config["pairs"] and config["learning_curve"]["sizes"]
+
+
 def test_missing_or_unparsable_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.yaml")
