@@ -22,10 +22,8 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
 
 import ase.io
-import numpy as np
 import pandas as pd
 import torch
 
@@ -277,11 +275,6 @@ class Trainer:
         elif self.step >= self.settings.max_steps:
             self.stop_reason = "max_steps"
         return self.stop_reason is not None
-
-
-def read_subset(pool_path: str | Path, indices: Sequence[int]) -> list:
-    frames = ase.io.read(str(pool_path), index=":", format="extxyz")
-    return [frames[i] for i in indices]
 
 
 def file_sha256(path: str | Path) -> str:

@@ -36,15 +36,6 @@ def dataset_config(wildcards):
     return config["datasets"][wildcards.dataset]
 
 
-def dataset_kind(wildcards):
-    return dataset_config(wildcards)["kind"]
-
-
-def used_elements(dataset):
-    """Only elements that appear in a transfer pair are generated or imported."""
-    return sorted({e for p in PAIRS if p["dataset"] == dataset for e in (p["source"], p["target"])})
-
-
 def data_files(dataset, element):
     base = f"{RESULTS}/data/{dataset}/{element}"
     return {"train": f"{base}/train.extxyz", "test": f"{base}/test.extxyz"}
@@ -205,10 +196,6 @@ def get_md_stability_csvs(wildcards=None):
 
 def get_md_structure_csvs(wildcards=None):
     return [f"{d}/structure.csv" for d in md_run_dirs()]
-
-
-def md_trajectories(run_dir):
-    return [f"{run_dir}/{label}.h5" for label in MD_TEMPERATURE_LABELS]
 
 
 def md_plot_files():
