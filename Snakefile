@@ -20,6 +20,7 @@ include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/aggregation.smk"
 include: "workflow/rules/properties.smk"
 include: "workflow/rules/md.smk"
+include: "workflow/rules/hpsearch.smk"
 
 
 rule all:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -91,6 +92,23 @@ def test_tiny_workflow_produces_tables_and_plots(tiny_run):
         assert (tiny_run / "results/plots" / plot).stat().st_size > 1000
     # every rule left a log
     assert (tiny_run / "logs/train/sw/source/Si.log").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_tiny_workflow_runs_the_hyperparameter_search(tiny_run):
+    """Every candidate of every regime is trained on validation data and exactly one wins per regime."""
+    search = yaml.safe_load(TINY.read_text())["hyperparameter_search"]
+    table = pd.read_csv(tiny_run / "results/tables/hyperparameter_search.csv")
+    assert sorted(table["regime"].value_counts().items()) == sorted(
+        (regime, len(c)) for regime, c in search["candidates"].items())
+    assert (table["n_train"] == search["size"]).all()
+    assert (table.groupby("regime")["selected"].sum() == 1).all()
+    for regime, group in table.groupby("regime"):
+        winner = group.loc[group["selected"], "best_val_loss"].item()
+        assert winner == group["best_val_loss"].min()
+    summary = json.loads((tiny_run / "results/hpsearch/sw/Si-Ge/scratch/c1/summary.json").read_text())
+    assert summary["lr"] == search["candidates"]["scratch"][1]["lr"]
+    assert "yes" in (tiny_run / "results/tables/hyperparameter_search.md").read_text()
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """Runs of the tiny workflow config shared by the reliability tests (determinism, no lost work).
 
 The config is tests/configs/tiny.yaml restricted to the learning-curve study (data, splits, training,
-evaluation, aggregation): the property and MD stages, which tiny.yaml also switches on, are turned off to
+evaluation, aggregation): the search, property and MD stages, which tiny.yaml also switches on, are turned off to
 keep these tests within their time budget (their own tests run them). One uninterrupted run from scratch
 is made once per pytest session (in the session's base temp folder) and reused as the reference by every
 test that needs one.
@@ -29,6 +29,7 @@ def learning_curve_config(directory: Path) -> Path:
     for stage in ("properties", "md"):
         if stage in config:
             config[stage] = {"enabled": False}
+    config.pop("hyperparameter_search", None)
     path = Path(directory) / "tiny_learning_curve.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

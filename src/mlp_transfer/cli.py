@@ -11,6 +11,7 @@ STAGES = {
     "import-extxyz": ("mlp_transfer.data.extxyz_import", "Import and validate a user's extxyz dataset"),
     "split": ("mlp_transfer.splits", "Draw nested learning-curve subsets and a validation set"),
     "train": ("mlp_transfer.train", "Train a model (source, transfer or scratch)"),
+    "hpsearch-table": ("mlp_transfer.hpsearch", "Rank hyper-parameter candidates by validation loss"),
     "evaluate": ("mlp_transfer.evaluate", "Evaluate a trained model on test sets"),
     "aggregate": ("mlp_transfer.aggregate", "Build learning-curve tables and plots from finished runs"),
     "md": ("mlp_transfer.md", "Run NVT MD of a model or the reference and check stability"),

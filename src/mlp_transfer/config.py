@@ -73,6 +73,15 @@ def check_config(config: dict) -> None:
     pairs = [(p["dataset"], p["source"], p["target"]) for p in config["pairs"]]
     if len(set(pairs)) != len(pairs):
         raise ConfigError("pairs: the same (dataset, source, target) is listed twice")
+    if config.get("hyperparameter_search"):
+        from mlp_transfer.hpsearch import check_search
+
+        schema = yaml.safe_load(SCHEMA_PATH.read_text())
+        training_keys = set(schema["properties"]["training"]["properties"])
+        try:
+            check_search(config["hyperparameter_search"], lc["regimes"], lc["sizes"], training_keys)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
 
 
 def load_config(path: str | Path) -> dict:

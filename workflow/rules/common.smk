@@ -24,6 +24,7 @@ wildcard_constraints:
     regime="|".join(REGIMES),
     size="|".join(SIZES),
     seed=r"\d+",
+    candidate=r"\d+",
 
 
 def datasets_of_kind(kind):
@@ -109,6 +110,14 @@ def train_runtime(wildcards, attempt):
 def training_params():
     """Model and training settings as plain dicts (threads follow the rule's thread count)."""
     return {"model": dict(config["model"]), "training": dict(TRAINING)}
+
+
+def source_training_params():
+    """Settings of pre-training: its own learning rate, and no fine-tuning keys, so that changing the
+    target regimes' learning rates does not invalidate (and rerun) the source model."""
+    training = {key: value for key, value in TRAINING.items() if key not in ("transfer_lr", "embedding_init")}
+    training["lr"] = config["source_training"].get("lr", TRAINING["lr"])
+    return {"model": dict(config["model"]), "training": training}
 
 
 # ---- out-of-target properties (workflow/rules/properties.smk) ----
@@ -213,3 +222,37 @@ def md_outputs():
 def md_settings():
     """The md config section as a plain dict (the MD jobs' settings)."""
     return {key: value for key, value in MD_CFG.items() if key not in ("enabled", "resources", "structure")}
+
+
+# ---- hyper-parameter search on validation data (workflow/rules/hpsearch.smk) ----
+SEARCH = config.get("hyperparameter_search")
+
+
+def search_run_dir(run, candidate):
+    return f"{RESULTS}/hpsearch/{run['dataset']}/{run['source']}-{run['target']}/{run['regime']}/c{candidate}"
+
+
+def get_search_summaries(wildcards=None):
+    return [f"{search_run_dir(dict(pair, regime=regime), i)}/summary.json"
+            for pair in PAIRS for regime in REGIMES for i in range(len(SEARCH["candidates"][regime]))]
+
+
+def get_search_train_inputs(wildcards):
+    inputs = {
+        "pool": data_files(wildcards.dataset, wildcards.target)["train"],
+        "splits": f"{RESULTS}/splits/{wildcards.dataset}/{wildcards.target}/seed{SEARCH['seed']}.json",
+    }
+    if wildcards.regime == "transfer":
+        inputs["source_model"] = f"{RESULTS}/models/{wildcards.dataset}/source/{wildcards.source}/model.pt"
+    return inputs
+
+
+def search_overrides(wildcards):
+    return dict(SEARCH["candidates"][wildcards.regime][int(wildcards.candidate)])
+
+
+def search_training_params(wildcards):
+    from mlp_transfer.hpsearch import apply_overrides
+
+    return {"model": dict(config["model"]),
+            "training": apply_overrides(TRAINING, search_overrides(wildcards))}

@@ -13,7 +13,7 @@ rule train_source:
     params:
         size=str(config["source_training"]["n_train"]),
         seed=config["source_training"]["seed"],
-        settings=training_params(),
+        settings=source_training_params(),
     threads: TRAINING["threads"]
     resources:
         mem_mb=config["resources"]["train_mem_mb"],

@@ -1,0 +1,136 @@
+"""Hyper-parameter search on validation data, with the same budget for every regime.
+
+The config's ``hyperparameter_search`` lists, per regime, candidate overrides of ``training`` keys (e.g.
+``{lr: 0.002}``). Every candidate is trained on one learning-curve subset (``size``, ``seed``) and judged by its
+best validation loss, the quantity early stopping minimises; test sets are never read. The search does not
+change the study by itself: the selection table says which candidate won, and the user records that choice in
+the config (so a finished study states its hyper-parameters, and re-planning never depends on a search result).
+
+    mlp-transfer hpsearch-table results/hpsearch/*/*/*/c*/summary.json --out-csv t.csv --out-md t.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from mlp_transfer.io import atomic_path, write_text
+
+# Training keys a regime never reads: overriding them in that regime's candidates would waste the budget.
+UNUSED_BY_REGIME = {"transfer": {"lr"}, "scratch": {"transfer_lr", "embedding_init"}}
+TABLE_COLUMNS = ["dataset", "source", "target", "regime", "candidate", "overrides", "n_train", "seed",
+                 "best_val_loss", "best_val_force_mae_mev_ang", "best_val_energy_mae_mev_atom", "best_step",
+                 "stopped_step", "stop_reason", "train_wall_time_s", "selected"]
+
+
+def apply_overrides(training: dict, overrides: dict) -> dict:
+    """``training`` with one candidate's overrides; nested settings (``lr_schedule``...) merge key by key."""
+    merged = copy.deepcopy(training)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def check_search(search: dict, regimes: list[str], sizes: list, training_keys: set[str]) -> None:
+    """Raise ``ValueError`` naming the key when the search cannot give every regime an equal, useful budget."""
+    candidates = search["candidates"]
+    if set(candidates) != set(regimes):
+        raise ValueError(f"hyperparameter_search.candidates: needs exactly the regimes of learning_curve.regimes "
+                         f"{sorted(regimes)}, got {sorted(candidates)}")
+    counts = {regime: len(c) for regime, c in candidates.items()}
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"hyperparameter_search.candidates: every regime needs the same number of candidates "
+                         f"(equal search budget), got {counts}")
+    for regime, items in candidates.items():
+        for i, overrides in enumerate(items):
+            where = f"hyperparameter_search.candidates.{regime}[{i}]"
+            unknown = sorted(set(overrides) - training_keys)
+            if unknown:
+                raise ValueError(f"{where}: {unknown} are not training settings (known: {sorted(training_keys)})")
+            unused = sorted(set(overrides) & UNUSED_BY_REGIME.get(regime, set()))
+            if unused:
+                raise ValueError(f"{where}: {regime} training does not use {unused}")
+        seen = [json.dumps(o, sort_keys=True) for o in items]
+        if len(set(seen)) != len(seen):
+            raise ValueError(f"hyperparameter_search.candidates.{regime}: a candidate is listed twice")
+    if search["size"] not in sizes:
+        raise ValueError(f"hyperparameter_search.size: {search['size']!r} is not one of learning_curve.sizes "
+                         f"{sizes} (the search trains on that subset and its validation set)")
+
+
+def selection_table(summaries: list[str | Path]) -> pd.DataFrame:
+    """One row per candidate run; ``selected`` marks the lowest best validation loss per pair and regime."""
+    rows = []
+    for path in summaries:
+        try:
+            summary = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read run summary: {exc}") from exc
+        missing = [c for c in TABLE_COLUMNS if c not in ("selected", "overrides", "target", "source")
+                   and c not in summary]
+        if missing:
+            raise ValueError(f"{path}: not a search run summary (missing {missing})")
+        row = {c: summary.get(c) for c in TABLE_COLUMNS if c != "selected"}
+        row["overrides"] = json.dumps(summary.get("overrides", {}), sort_keys=True)
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    if df.empty:
+        return df
+    keys = ["dataset", "source", "target", "regime"]
+    df = df.sort_values([*keys, "candidate"]).reset_index(drop=True)
+    best = df.groupby(keys)["best_val_loss"].transform("min")
+    df["selected"] = df["best_val_loss"] == best
+    return df
+
+
+def table_markdown(df: pd.DataFrame) -> str:
+    from mlp_transfer.aggregate import markdown_sections
+
+    def render(g: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({
+            "regime": g["regime"], "candidate": g["candidate"], "overrides": g["overrides"],
+            "val loss": [f"{v:.4g}" for v in g["best_val_loss"]],
+            "val F MAE (meV/Å)": [f"{v:.1f}" for v in g["best_val_force_mae_mev_ang"]],
+            "val E MAE (meV/atom)": [f"{v:.2f}" for v in g["best_val_energy_mae_mev_atom"]],
+            "best / stopped step": [f"{a} / {b} ({r})" for a, b, r in
+                                    zip(g["best_step"], g["stopped_step"], g["stop_reason"])],
+            "selected": ["**yes**" if s else "" for s in g["selected"]],
+        })
+
+    return markdown_sections(df, "Hyper-parameter search (validation data only)", render)
+
+
+def write_search_tables(summaries: list[str | Path], out_csv: str | Path, out_md: str | Path) -> pd.DataFrame:
+    df = selection_table(summaries)
+    with atomic_path(out_csv) as tmp:
+        df.to_csv(tmp, index=False)
+    write_text(out_md, table_markdown(df))
+    return df
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlp-transfer hpsearch-table", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("summaries", nargs="+", help="summary.json of the search runs")
+    parser.add_argument("--out-csv", required=True)
+    parser.add_argument("--out-md", required=True)
+    args = parser.parse_args(argv)
+    try:
+        df = write_search_tables(args.summaries, args.out_csv, args.out_md)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(df[df["selected"]].to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

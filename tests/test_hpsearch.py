@@ -1,0 +1,92 @@
+"""Hyper-parameter search: candidate overrides, equal-budget config checks, selection on validation loss."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from mlp_transfer.config import ConfigError, load_config
+from mlp_transfer.hpsearch import apply_overrides, selection_table, write_search_tables
+
+from test_config import TINY
+
+
+def test_overrides_replace_scalars_and_merge_nested_settings():
+    training = {"lr": 1e-3, "lr_schedule": {"factor": 0.5, "patience": 4}}
+    merged = apply_overrides(training, {"lr": 2e-3, "lr_schedule": {"patience": 8}})
+    assert merged == {"lr": 2e-3, "lr_schedule": {"factor": 0.5, "patience": 8}}
+    assert training["lr_schedule"]["patience"] == 4  # the config itself is untouched
+
+
+@pytest.fixture
+def write(tmp_path):
+    def _write(search: dict) -> dict:
+        config = yaml.safe_load(TINY.read_text())
+        config["hyperparameter_search"] = search
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return load_config(path)
+
+    return _write
+
+
+def test_valid_search_loads_with_default_seed(write):
+    config = write({"size": 4, "candidates": {"transfer": [{"transfer_lr": 1e-3}], "scratch": [{"lr": 1e-3}]}})
+    assert config["hyperparameter_search"]["seed"] == 0
+
+
+@pytest.mark.parametrize("search, message", [
+    ({"size": 4, "candidates": {"transfer": [{"transfer_lr": 1e-3}, {"transfer_lr": 2e-3}],
+                                "scratch": [{"lr": 1e-3}]}}, "same number of candidates"),
+    ({"size": 4, "candidates": {"transfer": [{"transfer_lr": 1e-3}]}}, "exactly the regimes"),
+    ({"size": 4, "candidates": {"transfer": [{"transfer_lr": 1e-3}], "scratch": [{"learning_rate": 1}]}},
+     "not training settings"),
+    ({"size": 4, "candidates": {"transfer": [{"lr": 1e-3}], "scratch": [{"lr": 1e-3}]}},
+     "transfer training does not use ['lr']"),
+    ({"size": 4, "candidates": {"transfer": [{"transfer_lr": 1e-3}], "scratch": [{"transfer_lr": 1e-3}]}},
+     "scratch training does not use"),
+    ({"size": 3, "candidates": {"transfer": [{"transfer_lr": 1e-3}], "scratch": [{"lr": 1e-3}]}},
+     "not one of learning_curve.sizes"),
+    ({"size": 4, "candidates": {"transfer": [{"transfer_lr": 1e-3}, {"transfer_lr": 1e-3}],
+                                "scratch": [{"lr": 1e-3}, {"lr": 2e-3}]}}, "listed twice"),
+    ({"candidates": {"transfer": [{"transfer_lr": 1e-3}], "scratch": [{"lr": 1e-3}]}}, "'size' is a required"),
+    ({"size": 4, "candidates": {"transfer": [{"transfer_lr": 1e-3}], "scratch": []}}, "should be non-empty"),
+])
+def test_search_config_errors_name_the_key(write, search, message):
+    with pytest.raises(ConfigError) as info:
+        write(search)
+    assert message in str(info.value)
+    assert "config.yaml" in str(info.value)
+
+
+def _summary(path, regime, candidate, loss, **extra):
+    data = {"dataset": "d", "source": "Si", "target": "Ge", "regime": regime, "candidate": candidate,
+            "overrides": {"lr": 0.001 * (candidate + 1)}, "n_train": 25, "seed": 0, "best_val_loss": loss,
+            "best_val_force_mae_mev_ang": 100.0 * loss, "best_val_energy_mae_mev_atom": 10.0 * loss,
+            "best_step": 100, "stopped_step": 400, "stop_reason": "early_stopping", "train_wall_time_s": 5.0,
+            **extra}
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_selection_marks_the_lowest_validation_loss_per_regime(tmp_path):
+    paths = [_summary(tmp_path / f"{r}{c}.json", r, c, loss)
+             for (r, c, loss) in [("transfer", 0, 0.3), ("transfer", 1, 0.1), ("transfer", 2, 0.2),
+                                  ("scratch", 0, 0.05), ("scratch", 1, 0.5), ("scratch", 2, 0.6)]]
+    table = write_search_tables(paths, tmp_path / "t.csv", tmp_path / "t.md")
+    chosen = table[table["selected"]].set_index("regime")["candidate"].to_dict()
+    assert chosen == {"transfer": 1, "scratch": 0}
+    assert "**yes**" in (tmp_path / "t.md").read_text()
+
+
+def test_selection_refuses_a_summary_that_is_not_a_search_run(tmp_path):
+    bad = tmp_path / "summary.json"
+    bad.write_text(json.dumps({"regime": "scratch", "best_val_loss": 0.1}))
+    with pytest.raises(ValueError, match=f"{bad}: not a search run summary"):
+        selection_table([bad])
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(ValueError, match=f"{broken}: cannot read run summary"):
+        selection_table([broken])
