@@ -112,6 +112,14 @@ def test_tiny_workflow_runs_the_hyperparameter_search(tiny_run):
 
 
 @pytest.mark.slow
+def test_tiny_workflow_compares_with_published_errors(tiny_run):
+    table = pd.read_csv(tiny_run / "results/tables/published_comparison.csv")
+    ours = table[table["citation"] == "this study"]
+    assert set(ours["test_set"]) == {"T300K"} and len(ours) == 2  # both regimes at the largest size
+    assert (ours["force_vs_best_published"] == ours["force_mae_mev_ang"] / 100.0).all()
+
+
+@pytest.mark.slow
 def test_tables_rebuild_from_finished_runs(tiny_run, tmp_path):
     """`mlp-transfer aggregate` rebuilds the same learning-curve table from the finished runs alone."""
     proc = subprocess.run([str(BIN / "mlp-transfer"), "aggregate", "--results", str(tiny_run / "results"),

@@ -73,6 +73,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogFormatter, NullFormatter, ScalarFormatter  # noqa: E402
 
 from mlp_transfer.io import atomic_path  # noqa: E402
+from mlp_transfer.published import anchors  # noqa: E402
 
 RUN_KEYS = ["dataset", "source", "target", "regime", "n_train", "seed"]
 ROW_KEYS = RUN_KEYS + ["test_set"]
@@ -544,11 +545,13 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def plot_learning_curve(lc: pd.DataFrame, metric: str, path: str | os.PathLike) -> Path:
+def plot_learning_curve(lc: pd.DataFrame, metric: str, path: str | os.PathLike,
+                        anchors: Sequence[dict] = ()) -> Path:
     """Log-log error vs training-set size, one panel per test set: the learning curve of the paper.
 
     Line = mean over seeds, band = min–max over seeds (never negative, unlike ±std on a log axis),
-    dots = individual seeds. ``lc`` must hold a single (dataset, source, target).
+    dots = individual seeds. ``lc`` must hold a single (dataset, source, target). ``anchors``: published
+    errors of the target element (see :mod:`mlp_transfer.published`), drawn as labelled horizontal lines.
     """
     (dataset, source, target), = lc[PAIR_KEYS].drop_duplicates().itertuples(index=False, name=None)
     order, palette = _regime_palette(lc["regime"])
@@ -568,6 +571,17 @@ def plot_learning_curve(lc: pd.DataFrame, metric: str, path: str | os.PathLike) 
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, which="both", alpha=0.25)
+    lines: dict[tuple[str, float], list[str]] = {}  # equal published values share one line and label
+    for entry in anchors:
+        if entry.get(metric) is not None:
+            lines.setdefault((entry.get("test_set", "test"), float(entry[metric])), []).append(entry["model"])
+    for i, ((test_set, value), names) in enumerate(sorted(lines.items(), key=lambda kv: -kv[0][1])):
+        ax = g.axes_dict.get(test_set)
+        if ax is not None:  # labels alternate above and below their lines, so close values stay readable
+            ax.axhline(value, color="0.3", lw=1, ls=(0, (4, 3)), zorder=0)
+            ax.annotate(", ".join(names), (1.0, value), xycoords=("axes fraction", "data"),
+                        xytext=(-3, 2 if i % 2 == 0 else -2), textcoords="offset points", ha="right",
+                        va="bottom" if i % 2 == 0 else "top", fontsize=7, color="0.3")
     _tidy_axes(g, min(3, len(test_sets)))
     g.set_titles(col_template="test set: {col_name}")
     g.set_axis_labels("Training structures", _LABELS[metric])
@@ -810,6 +824,7 @@ def aggregate(
     baseline: str = BASELINE_REGIME,
     expected: Sequence[dict] | None = None,
     allow_partial: bool = False,
+    published: dict | None = None,
 ) -> dict[str, Path]:
     """Build every table and plot; runs are discovered under ``results_dir`` unless listed explicitly.
 
@@ -822,7 +837,8 @@ def aggregate(
 
     Returns {name: path} of everything written: table names (learning_curve, summary, summary_md,
     comparison, comparison_md, convergence_runs, convergence_summary, convergence_md, training_runs and
-    missing_runs when runs are missing) and plot file stems.
+    missing_runs when runs are missing) and plot file stems. ``published``: the config's
+    ``aggregation.published_errors``, drawn in the learning-curve plots.
     """
     tables, plots = Path(tables_dir), Path(plots_dir)
     explicit = eval_csvs is not None
@@ -874,7 +890,8 @@ def aggregate(
         tag = f"{_safe(dataset)}_{_safe(source)}-{_safe(target)}"
         for kind, metric in (("force", "force_mae_mev_ang"), ("energy", "energy_mae_mev_atom")):
             stem = f"learning_curve_{tag}_{kind}"
-            written[stem] = plot_learning_curve(group, metric, plots / f"{stem}.png")
+            written[stem] = plot_learning_curve(group, metric, plots / f"{stem}.png",
+                                                anchors(published or {}, dataset, target))
         if not temperature_table(group).empty:
             written[f"temperature_{tag}"] = plot_error_vs_temperature(group, plots / f"temperature_{tag}.png")
     if not hist.empty:
@@ -900,12 +917,14 @@ def cli(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = Path(args.results)
     try:
-        expected = None
+        expected, published = None, None
         if args.configfile is not None:
             from mlp_transfer.config import ConfigError, load_config
 
             try:
-                expected = expected_runs(load_config(args.configfile))
+                config = load_config(args.configfile)
+                expected = expected_runs(config)
+                published = config["aggregation"].get("published_errors")
             except ConfigError as exc:
                 raise AggregateError(str(exc)) from None
         elif args.eval_csvs is None:
@@ -922,6 +941,7 @@ def cli(argv: list[str] | None = None) -> int:
             baseline=args.baseline,
             expected=expected,
             allow_partial=args.allow_partial,
+            published=published,
         )
     except (AggregateError, FileNotFoundError) as exc:
         print(f"mlp-transfer aggregate: error: {exc}", file=sys.stderr)

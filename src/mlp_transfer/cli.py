@@ -14,6 +14,7 @@ STAGES = {
     "hpsearch-table": ("mlp_transfer.hpsearch", "Rank hyper-parameter candidates by validation loss"),
     "evaluate": ("mlp_transfer.evaluate", "Evaluate a trained model on test sets"),
     "aggregate": ("mlp_transfer.aggregate", "Build learning-curve tables and plots from finished runs"),
+    "published": ("mlp_transfer.published", "Test errors of the study beside published potentials"),
     "md": ("mlp_transfer.md", "Run NVT MD of a model or the reference and check stability"),
     "md-structure": ("mlp_transfer.structure", "RDF/ADF of MD trajectories and their distance to the reference"),
     "md-aggregate": ("mlp_transfer.md_aggregate", "Stability and structure tables and plots from MD runs"),

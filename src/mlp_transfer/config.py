@@ -73,6 +73,13 @@ def check_config(config: dict) -> None:
     pairs = [(p["dataset"], p["source"], p["target"]) for p in config["pairs"]]
     if len(set(pairs)) != len(pairs):
         raise ConfigError("pairs: the same (dataset, source, target) is listed twice")
+    for name, elements in config.get("aggregation", {}).get("published_errors", {}).items():
+        if name not in datasets:
+            raise ConfigError(f"aggregation.published_errors.{name}: unknown dataset; defined: {sorted(datasets)}")
+        unknown = sorted(set(elements) - set(dataset_elements(datasets[name])))
+        if unknown:
+            raise ConfigError(f"aggregation.published_errors.{name}: elements {unknown} are not in the dataset "
+                              f"(elements: {dataset_elements(datasets[name])})")
     if config.get("hyperparameter_search"):
         from mlp_transfer.hpsearch import check_search
 

@@ -12,6 +12,7 @@ rule aggregate:
         "logs/aggregate.log",
     params:
         thresholds=config["aggregation"]["force_thresholds_mev_ang"],
+        published=config["aggregation"]["published_errors"],
     localrule: True
     conda:
         "../../envs/environment.yaml"
@@ -31,3 +32,25 @@ rule source_table:
         "../../envs/environment.yaml"
     script:
         "../scripts/source_table.py"
+
+
+if config["aggregation"]["published_errors"]:
+
+    rule published_comparison:
+        input:
+            summary=f"{RESULTS}/tables/summary.csv",
+            source=f"{RESULTS}/tables/source_models.csv",
+        output:
+            csv=f"{RESULTS}/tables/published_comparison.csv",
+            md=f"{RESULTS}/tables/published_comparison.md",
+        log:
+            "logs/published_comparison.log",
+        params:
+            published=config["aggregation"]["published_errors"],
+        localrule: True
+        conda:
+            "../../envs/environment.yaml"
+        script:
+            "../scripts/published_comparison.py"
+
+    FINAL_OUTPUTS.append(f"{RESULTS}/tables/published_comparison.csv")

@@ -10,4 +10,4 @@ tables = Path(snakemake.output.learning_curve).parent
 # The config's full grid: the rule's inputs must cover it, so a table is never built from a partial grid.
 aggregate(tables.parent, tables, tables.parent / "plots", eval_csvs=snakemake.input.evals,
           histories=snakemake.input.histories, thresholds=snakemake.params.thresholds,
-          expected=expected_runs(snakemake.config))
+          expected=expected_runs(snakemake.config), published=snakemake.params.published)
