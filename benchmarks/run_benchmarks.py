@@ -508,6 +508,27 @@ def bench_inference(args, results: dict) -> None:
 
 
 # -- MD --------------------------------------------------------------------------------------------------
+def model_call_cpu_ms(path: Path, atoms, cutoff: float, md_cfg: dict, n_calls: int):
+    """A function returning CPU ms of one bare energy+forces call of the saved model on ``atoms``."""
+    from schnetpack.interfaces import AtomsConverter
+    from schnetpack.transform import MatScipyNeighborList
+
+    dtype = torch.float32 if int(md_cfg.get("precision", 32)) == 32 else torch.float64
+    model = models.load_model(path).to(dtype).eval().requires_grad_(False)
+    system = atoms.copy()
+    system.rattle(0.05, seed=1)  # thermal-like displacements, as in MD
+    inputs = AtomsConverter(neighbor_list=MatScipyNeighborList(cutoff=cutoff), dtype=dtype)(system)
+
+    def measure() -> float:
+        model({k: v.clone() for k, v in inputs.items()})
+        start = time.process_time()
+        for _ in range(n_calls):
+            model({k: v.clone() for k, v in inputs.items()})
+        return 1e3 * (time.process_time() - start) / n_calls
+
+    return measure
+
+
 def bench_md(args, results: dict) -> None:
     from ase import units
     from ase.md.langevin import Langevin
@@ -539,7 +560,12 @@ def bench_md(args, results: dict) -> None:
             nn = nearest_neighbour_distance(a)
             rates = {"workflow_1_replica": [], "ase_spkcalculator": []}
             replica_rates = {f"workflow_{r}_replicas": [] for r in args.replicas if r > 1}
+            # CPU ms per step (stable on a shared machine, unlike wall time) and the bound of both engines:
+            # one bare energy+forces call of the same model on the same cell (exact-cutoff neighbour list).
+            cpu_ms = {"workflow_1_replica": [], "ase_spkcalculator": [], "model_call": []}
+            bare = model_call_cpu_ms(path, atoms, model_cfg["cutoff"], md_cfg, n_calls=max(10, n_steps // 2))
             for rep in range(args.repeats):
+                cpu_ms["model_call"].append(bare())
                 for r in [1] + [r for r in args.replicas if r > 1]:
                     settings = wmd.MDSettings.from_config({**md_cfg, "n_steps": n_steps, "replicas": r,
                                                            "supercell": supercell, "threads": args.threads,
@@ -548,6 +574,8 @@ def bench_md(args, results: dict) -> None:
                                                settings=settings)
                     records = wmd.simulate(calc, atoms, temperature, settings, tmp / f"md{rep}_{r}.h5", nn)
                     steps_per_s = records[0]["steps_per_s"]
+                    if r == 1:
+                        cpu_ms["workflow_1_replica"].append(1e3 * records[0]["cpu_s"] / n_steps)
                     key = "workflow_1_replica" if r == 1 else f"workflow_{r}_replicas"
                     (rates if r == 1 else replica_rates)[key].append(steps_per_s)
                 # ASE baseline: Langevin + SpkCalculator, same model, precision, timestep and temperature
@@ -561,9 +589,10 @@ def bench_md(args, results: dict) -> None:
                 dyn = Langevin(system, dt * units.fs, temperature_K=temperature, friction=friction,
                                rng=np.random.default_rng(rep))
                 dyn.run(2)  # first force call outside the timing, like the workflow's simulate()
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 dyn.run(n_steps)
                 rates["ase_spkcalculator"].append(n_steps / (time.perf_counter() - start))
+                cpu_ms["ase_spkcalculator"].append(1e3 * (time.process_time() - start_cpu) / n_steps)
             n_atoms = len(atoms)
             entry = {"n_steps": n_steps, "timestep_fs": dt}
             for key, values in {**rates, **replica_rates}.items():
@@ -573,6 +602,12 @@ def bench_md(args, results: dict) -> None:
                               "replica_steps_per_s": spread([v * n_rep for v in values])}
             entry["ratio_workflow_vs_ase"] = spread([a / b for a, b in zip(rates["workflow_1_replica"],
                                                                           rates["ase_spkcalculator"])])
+            entry["cpu_ms_per_step"] = {key: spread(values) for key, values in cpu_ms.items()}
+            entry["ratio_workflow_vs_ase_cpu"] = spread([b / a for a, b in zip(cpu_ms["workflow_1_replica"],
+                                                                             cpu_ms["ase_spkcalculator"])])
+            # No engine can step faster than one model call: ASE's step over that call bounds any speed-up
+            entry["ceiling_ratio_vs_ase_cpu"] = spread([b / m for b, m in zip(cpu_ms["ase_spkcalculator"],
+                                                                            cpu_ms["model_call"])])
             for key, values in replica_rates.items():
                 n_rep = int(key.split("_")[1])
                 entry[f"ratio_{key}_replica_steps_vs_ase"] = spread(
@@ -687,6 +722,16 @@ def markdown(results: dict) -> str:
                         ratio = fmt(v[f"ratio_{key}_replica_steps_vs_ase"], 2) + " (replica-steps)"
                     lines.append(f"| {n} | {key} | {fmt(v[key]['steps_per_s'], 1)} | {fmt(v[key]['ns_per_day'], 2)} "
                                  f"| {fmt(v[key]['replica_steps_per_s'], 1)} | {ratio} |")
+        lines += ["", "CPU time per step (robust to other load on the machine) and the bound of any engine, one bare "
+                      "energy+forces call of the model:", "",
+                  "| atoms | workflow, CPU ms/step | ASE, CPU ms/step | model call, CPU ms | ratio (CPU) | "
+                  "ceiling: ASE step / model call |", "|---|---|---|---|---|---|"]
+        for n, v in md.items():
+            if isinstance(v, dict) and "cpu_ms_per_step" in v:
+                c = v["cpu_ms_per_step"]
+                lines.append(f"| {n} | {fmt(c['workflow_1_replica'], 2)} | {fmt(c['ase_spkcalculator'], 2)} | "
+                             f"{fmt(c['model_call'], 2)} | {fmt(v['ratio_workflow_vs_ase_cpu'], 2)} | "
+                             f"{fmt(v['ceiling_ratio_vs_ase_cpu'], 2)} |")
         lines.append("")
     if "planning" in results:
         p = results["planning"]

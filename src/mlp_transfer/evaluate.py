@@ -40,11 +40,12 @@ def predict(model, frames, cutoff: float, batch_size: int = 8, device: str = "cp
     model = model.to(device).eval()
     structures = StructureSet(frames, cutoff, with_targets=False)
     energies, forces = [], []
-    for batch in structures.batches(batch_size, device, max_atoms):
-        pred = model(batch)  # forces come from autograd: no torch.no_grad / inference_mode here
-        energies.append(pred["energy"].detach().cpu().double().numpy())
-        counts = batch["_n_atoms"].cpu().numpy()
-        forces.extend(np.split(pred["forces"].detach().cpu().double().numpy(), np.cumsum(counts)[:-1]))
+    with models.frozen(model):
+        for batch in structures.batches(batch_size, device, max_atoms):
+            pred = model(batch)  # forces come from autograd: no torch.no_grad / inference_mode here
+            energies.append(pred["energy"].detach().cpu().double().numpy())
+            counts = batch["_n_atoms"].cpu().numpy()
+            forces.extend(np.split(pred["forces"].detach().cpu().double().numpy(), np.cumsum(counts)[:-1]))
     return np.concatenate(energies), forces
 
 

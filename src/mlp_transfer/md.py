@@ -219,7 +219,8 @@ class ModelMDCalculator(SchNetPackCalculator):
         MDCalculator.__init__(self, required_properties=["energy", "forces"], force_key="forces",
                               energy_unit="eV", position_unit="Angstrom", energy_key="energy")
         self.script_model = False
-        self.model = model.to(dtype).eval()
+        # MD needs only the gradient with respect to positions: no parameter-gradient bookkeeping
+        self.model = model.to(dtype).eval().requires_grad_(False)
         self.neighbor_list = neighbor_list
 
     def _generate_input(self, system: System) -> dict:
@@ -342,14 +343,14 @@ def simulate(calculator: MDCalculator, atoms: Atoms, temperature: float, setting
                               simulator_hooks=[_thermostat(settings, temperature), logger, hook], progress=False)
         simulator = simulator.to(device)
         calculator.to(device)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         try:
             simulator.simulate(settings.n_steps)
         except AllReplicasFailed as stop:
             log.info("%s: %s; stopping early", temperature_label(temperature), stop)
             if logger.file is not None:  # None when the start configuration already failed
                 logger.on_simulation_end(simulator)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         steps = hook.steps_done
         with h5py.File(tmp, "a") as h5:
             group = h5.create_group("thermo")
@@ -370,7 +371,7 @@ def simulate(calculator: MDCalculator, atoms: Atoms, temperature: float, setting
     for row in records:
         row.update({"temperature_K": float(temperature), "run_length_ps": settings.n_steps * settings.timestep_fs
                     / 1000.0, "n_atoms": len(atoms), "n_replicas": settings.replicas,
-                    "thermostat": settings.thermostat, "device": str(device), "wall_s": wall,
+                    "thermostat": settings.thermostat, "device": str(device), "wall_s": wall, "cpu_s": cpu,
                     "steps_per_s": steps / wall if wall > 0 else float("nan")})
     n_stable = sum(r["stable"] for r in records)
     log.info("%s: %d/%d replicas stable, %d steps of %d atoms x %d replicas in %.1f s (%.1f steps/s)",
