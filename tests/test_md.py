@@ -189,6 +189,47 @@ def test_model_with_scaled_weights_is_unstable(tmp_path, tiny_model_config):
     assert all(r["reason"] in ("non_finite", "min_distance", "temperature") for r in rows)
 
 
+def test_pair_min_distance_equals_the_minimum_image_search(tiny_model_config):
+    """The minimum distance taken from the model's neighbour pairs is the O(N^2) minimum, per replica."""
+    from schnetpack.md import System
+    from schnetpack.md.neighborlist_md import NeighborListMD
+    from schnetpack.transform import MatScipyNeighborList
+
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(2)
+    system = System()
+    system.load_molecules(atoms, n_replicas=2, position_unit_input="Angstrom")
+    system = system.to(dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    system.positions = system.positions + 0.02 * torch.randn(system.positions.shape, generator=generator,
+                                                               dtype=torch.float64)  # nm: 0.2 A rattle
+    nbl = NeighborListMD(cutoff=tiny_model_config["cutoff"], cutoff_shell=1.0, base_nbl=MatScipyNeighborList)
+    calc = md.ModelMDCalculator(build_model(**tiny_model_config), nbl)
+    calc.calculate(system)
+    positions = system.positions.detach() / md._ANGSTROM
+    cells = system.cells.detach().view(2, 3, 3) / md._ANGSTROM
+    expected = min_distances(positions, cells)
+    assert torch.allclose(calc.pair_min_distance.double(), expected, rtol=1e-6)
+    assert expected[0] != expected[1]  # the replicas differ, so a mix-up would show
+
+
+def test_model_md_checks_the_minimum_distance_every_step(tmp_path, tiny_model_config, monkeypatch):
+    """With a model the O(N^2) search never runs: the neighbour pairs give the distance at every step."""
+    calls = []
+    import mlp_transfer.stability as stability
+
+    monkeypatch.setattr(stability, "min_distances", lambda *a: calls.append(1) or min_distances(*a))
+    path = tmp_path / "model.pt"
+    torch.manual_seed(0)
+    save_model(build_model(**tiny_model_config), path)
+    settings = _settings(n_steps=20)
+    calc = md.make_calculator(model_path=path, element="Si", cutoff=tiny_model_config["cutoff"], settings=settings)
+    rows, out = _run(calc, settings, tmp_path)
+    assert calls == []
+    with h5py.File(out) as h5:
+        logged = h5["thermo/min_distance"][()]
+    assert np.isfinite(logged).all() and (logged > 1.0).all()
+
+
 @pytest.mark.parametrize("thermostat", ["langevin", "nhc"])
 def test_sw_reference_is_stable_and_thermostatted(tmp_path, thermostat):
     """A healthy 64-atom SW run at 900 K: every replica stable, mean temperature near the target."""

@@ -219,6 +219,7 @@ class ModelMDCalculator(SchNetPackCalculator):
         MDCalculator.__init__(self, required_properties=["energy", "forces"], force_key="forces",
                               energy_unit="eV", position_unit="Angstrom", energy_key="energy")
         self.script_model = False
+        self.pair_min_distance = None  # (R,) Å, set by each calculate()
         # MD needs only the gradient with respect to positions: no parameter-gradient bookkeeping
         self.model = model.to(dtype).eval().requires_grad_(False)
         self.neighbor_list = neighbor_list
@@ -233,7 +234,21 @@ class ModelMDCalculator(SchNetPackCalculator):
         results = self.model(inputs)
         # The model's CastTo64 post-processor returns float64; keep the system in its own precision.
         self.results = {key: results[key].to(system.dtype) for key in self.required_properties}
+        self.pair_min_distance = pair_min_distance(inputs, system.n_replicas)
         self._update_system(system)
+
+
+def pair_min_distance(inputs: dict, n_replicas: int) -> torch.Tensor:
+    """Shortest neighbour-pair distance (Å) per replica, from the pairs the model has just used.
+
+    The pairs are all those within the model cutoff, so this is the exact minimum interatomic distance
+    whenever that is below the cutoff (always, in a condensed phase; +inf otherwise, which no minimum-distance
+    threshold below the cutoff can flag): the stability check gets it every step at no extra cost.
+    """
+    distances = torch.linalg.vector_norm(inputs[spk_properties.Rij].detach(), dim=-1)
+    replica_of_pair = inputs[spk_properties.idx_m][inputs[spk_properties.idx_i]]
+    out = torch.full((n_replicas,), float("inf"), dtype=distances.dtype, device=distances.device)
+    return out.scatter_reduce(0, replica_of_pair, distances, reduce="amin", include_self=True)
 
 
 class AllReplicasFailed(Exception):
@@ -264,16 +279,24 @@ class StabilityHook(SimulationHook):
         self.initial_positions = system.positions.detach().clone()
         self.initial_momenta = system.momenta.detach().clone()
         self.steps_done = 0
-        self._check(system, 0)  # the starting configuration's forces must already be finite
+        # the starting configuration's forces must already be finite (its forces are computed before this hook)
+        self._check(system, 0, distances=self._distances(simulator, 0))
         self._freeze(system, ~self.monitor.alive)
         if self.monitor.all_failed:
             raise AllReplicasFailed("all replicas failed at the starting configuration")
 
-    def _check(self, system, step: int, distances: bool = True):
+    def _check(self, system, step: int, distances: bool | torch.Tensor = True):
         r = system.n_replicas
         self.monitor.check(step, system.energy.detach().view(r), system.forces.detach(),
                            system.positions.detach() / _ANGSTROM, system.momenta.detach(),
                            system.cells.detach().view(r, 3, 3) / _ANGSTROM, distances=distances)
+
+    def _distances(self, simulator: Simulator, step: int) -> bool | torch.Tensor:
+        """The calculator's pair minimum distances if it has them, else whether to run the O(N^2) search."""
+        pair_min = getattr(simulator.calculator, "pair_min_distance", None)
+        if pair_min is not None:
+            return pair_min
+        return step % self.monitor.criteria.check_interval == 0 or step == self.n_steps
 
     def _freeze(self, system, mask: torch.Tensor):
         """Put failed replicas back on their starting configuration (finite numbers only)."""
@@ -294,10 +317,10 @@ class StabilityHook(SimulationHook):
         r = system.n_replicas
         temperature = system.temperature.detach().view(r)
         self.monitor.record_temperature(temperature)
-        # Non-finite numbers are caught every step (they must never reach the neighbour list); the
-        # O(N^2) minimum-distance criterion runs every check_interval steps.
-        self._check(system, step, distances=step % self.monitor.criteria.check_interval == 0
-                    or step == self.n_steps)
+        # Non-finite numbers are caught every step (they must never reach the neighbour list). The minimum
+        # distance comes free from a model's neighbour pairs every step; otherwise (reference potentials)
+        # an O(N^2) search runs every check_interval steps.
+        self._check(system, step, distances=self._distances(simulator, step))
         if simulator.step % self.log_interval == 0:  # the frames the FileLogger writes
             self.rows["step"].append(step)
             self.rows["temperature"].append(temperature.double().cpu().numpy())

@@ -118,21 +118,26 @@ class ReplicaMonitor:
         return self._window[:n].mean(dim=0)
 
     def check(self, step: int, energy: torch.Tensor, forces: torch.Tensor, positions: torch.Tensor,
-              momenta: torch.Tensor, cells: torch.Tensor, distances: bool = True) -> torch.Tensor:
+              momenta: torch.Tensor, cells: torch.Tensor, distances: bool | torch.Tensor = True) -> torch.Tensor:
         """Apply the criteria after ``step`` steps; returns the (R,) mask of replicas failing now.
 
         ``energy`` (R,), ``forces``/``positions``/``momenta`` (R, N, 3), ``cells`` (R, 3, 3).
         ``distances=False`` skips the O(N^2) minimum-distance criterion (the caller runs it every
-        ``check_interval`` steps); finiteness and temperature are cheap and always checked.
+        ``check_interval`` steps); a tensor (R,) gives each replica's minimum distance already known (e.g.
+        from a model's neighbour pairs), so the criterion costs nothing. Finiteness and temperature are cheap
+        and always checked.
         """
         r = self.n_replicas
         finite = (torch.isfinite(energy.reshape(r, -1)).all(dim=1)
                   & torch.isfinite(forces.reshape(r, -1)).all(dim=1)
                   & torch.isfinite(positions.reshape(r, -1)).all(dim=1)
                   & torch.isfinite(momenta.reshape(r, -1)).all(dim=1))
-        if distances:
-            safe_positions = torch.where(finite[:, None, None], positions, torch.zeros_like(positions))
-            dmin = min_distances(safe_positions.double(), cells.double())
+        if isinstance(distances, torch.Tensor) or distances:
+            if isinstance(distances, torch.Tensor):
+                dmin = distances.detach().to(torch.float64).reshape(r)
+            else:
+                safe_positions = torch.where(finite[:, None, None], positions, torch.zeros_like(positions))
+                dmin = min_distances(safe_positions.double(), cells.double())
             dmin = torch.where(finite, dmin, torch.full_like(dmin, float("nan")))
             self.last_min_distance = dmin
             too_close = finite & (dmin < self.min_distance_threshold)
