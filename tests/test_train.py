@@ -434,3 +434,13 @@ def test_checkpoint_for_other_data_is_discarded(splits, tiny_model_config, make_
     monkeypatch.undo()
     write_extxyz(pool, make_sw_frames("Si", 12, seed=99, stdev=0.15))
     assert run()["resumed_from_step"] is None
+
+
+def test_regime_settings_leave_out_what_the_regime_does_not_use():
+    from mlp_transfer.train import regime_training_config
+
+    training = {"lr": 1e-3, "transfer_lr": 5e-4, "embedding_init": "copy", "batch_size": 4}
+    assert regime_training_config(training, "scratch") == {"lr": 1e-3, "batch_size": 4}
+    assert regime_training_config(training, "source") == {"lr": 1e-3, "batch_size": 4}
+    assert regime_training_config(training, "transfer") == {"transfer_lr": 5e-4, "embedding_init": "copy",
+                                                            "batch_size": 4}

@@ -132,6 +132,25 @@ def test_tables_rebuild_from_finished_runs(tiny_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_changing_the_fine_tuning_rate_reruns_only_transfer_runs(tiny_run, tmp_path):
+    """Runs depend only on the settings they use: a new transfer_lr replans the transfer runs (and what
+    follows from them), never the source model, the scratch runs or the search."""
+    config = yaml.safe_load(TINY.read_text())
+    config["training"]["transfer_lr"] = 0.00042
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    proc = snakemake("-n", "--quiet", "rules", "--configfile", str(changed), "--directory", str(tiny_run))
+    counts = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    lc = config["learning_curve"]
+    assert counts.get("train_target") == len(lc["sizes"]) * len(lc["seeds"])  # the transfer runs only
+    assert "train_source" not in counts and "hpsearch_train" not in counts
+
+
+@pytest.mark.slow
 def test_rerun_is_up_to_date(tiny_run):
     proc = snakemake("-n", "--configfile", str(TINY), "--directory", str(tiny_run))
     assert "Nothing to be done" in proc.stdout + proc.stderr

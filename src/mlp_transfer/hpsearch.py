@@ -20,9 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from mlp_transfer.io import atomic_path, write_text
+from mlp_transfer.train import UNUSED_BY_REGIME  # overriding those in a regime's candidates wastes budget
 
-# Training keys a regime never reads: overriding them in that regime's candidates would waste the budget.
-UNUSED_BY_REGIME = {"transfer": {"lr"}, "scratch": {"transfer_lr", "embedding_init"}}
 TABLE_COLUMNS = ["dataset", "source", "target", "regime", "candidate", "overrides", "n_train", "seed",
                  "best_val_loss", "best_val_force_mae_mev_ang", "best_val_energy_mae_mev_atom", "best_step",
                  "stopped_step", "stop_reason", "train_wall_time_s", "selected"]

@@ -40,6 +40,17 @@ HISTORY_COLUMNS = ["step", "epoch", "wall_time_s", "lr", "train_loss", "val_loss
                    "val_energy_mae_mev_atom", "val_force_mae_mev_ang"]
 
 
+# Training keys a regime never reads. Leaving them out of a run's settings means that changing, say, the
+# fine-tuning learning rate does not invalidate (and rerun) the scratch runs.
+UNUSED_BY_REGIME = {"source": {"transfer_lr", "embedding_init"}, "scratch": {"transfer_lr", "embedding_init"},
+                    "transfer": {"lr"}}
+
+
+def regime_training_config(training: dict, regime: str) -> dict:
+    """``training`` without the keys ``regime`` does not use."""
+    return {key: value for key, value in training.items() if key not in UNUSED_BY_REGIME[regime]}
+
+
 @dataclasses.dataclass
 class TrainSettings:
     """Optimisation settings shared by all regimes (see config/README.md for meanings)."""

@@ -107,15 +107,20 @@ def train_runtime(wildcards, attempt):
     return config["resources"]["train_runtime_min"] * attempt
 
 
-def training_params():
-    """Model and training settings as plain dicts (threads follow the rule's thread count)."""
-    return {"model": dict(config["model"]), "training": dict(TRAINING)}
+def target_training_params(wildcards):
+    """Model and training settings of one regime as plain dicts, without the keys that regime does not use
+    (threads follow the rule's thread count)."""
+    from mlp_transfer.train import regime_training_config
+
+    return {"model": dict(config["model"]), "training": regime_training_config(TRAINING, wildcards.regime)}
 
 
 def source_training_params():
     """Settings of pre-training: its own learning rate, and no fine-tuning keys, so that changing the
     target regimes' learning rates does not invalidate (and rerun) the source model."""
-    training = {key: value for key, value in TRAINING.items() if key not in ("transfer_lr", "embedding_init")}
+    from mlp_transfer.train import regime_training_config
+
+    training = regime_training_config(TRAINING, "source")
     training["lr"] = config["source_training"].get("lr", TRAINING["lr"])
     return {"model": dict(config["model"]), "training": training}
 
@@ -254,5 +259,7 @@ def search_overrides(wildcards):
 def search_training_params(wildcards):
     from mlp_transfer.hpsearch import apply_overrides
 
-    return {"model": dict(config["model"]),
-            "training": apply_overrides(TRAINING, search_overrides(wildcards))}
+    from mlp_transfer.train import regime_training_config
+
+    training = apply_overrides(TRAINING, search_overrides(wildcards))
+    return {"model": dict(config["model"]), "training": regime_training_config(training, wildcards.regime)}

@@ -37,7 +37,7 @@ rule train_target:
     benchmark:
         f"{RESULTS}/benchmarks/train/{{dataset}}/{{source}}-{{target}}/{{regime}}/n{{size}}/seed{{seed}}.tsv"
     params:
-        settings=training_params(),
+        settings=target_training_params,
     threads: TRAINING["threads"]
     resources:
         mem_mb=config["resources"]["train_mem_mb"],
