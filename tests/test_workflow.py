@@ -138,7 +138,7 @@ def test_changing_the_fine_tuning_rate_reruns_only_transfer_runs(tiny_run, tmp_p
     config = yaml.safe_load(TINY.read_text())
     config["training"]["transfer_lr"] = 0.00042
     changed = tmp_path / "changed.yaml"
-    changed.write_text(yaml.safe_dump(config))
+    changed.write_text(yaml.safe_dump(config, sort_keys=False))  # Snakemake compares dict params in order
     proc = snakemake("-n", "--quiet", "rules", "--configfile", str(changed), "--directory", str(tiny_run))
     counts = {}
     for line in proc.stdout.splitlines():
