@@ -72,7 +72,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogFormatter, NullFormatter, ScalarFormatter  # noqa: E402
 
-from mlp_transfer.io import atomic_path  # noqa: E402
+from mlp_transfer.io import atomic_path, write_csv  # noqa: E402
 from mlp_transfer.published import anchors  # noqa: E402
 
 RUN_KEYS = ["dataset", "source", "target", "regime", "n_train", "seed"]
@@ -802,9 +802,7 @@ def _natural_series(column: pd.Series) -> pd.Series:
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
-    return path
+    return write_csv(df, path)
 
 
 def _write_text(text: str, path: Path) -> Path:

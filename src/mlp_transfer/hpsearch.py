@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlp_transfer.io import atomic_path, write_text
+from mlp_transfer.io import write_csv, write_text
 from mlp_transfer.train import UNUSED_BY_REGIME  # overriding those in a regime's candidates wastes budget
 
 TABLE_COLUMNS = ["dataset", "source", "target", "regime", "candidate", "overrides", "n_train", "seed",
@@ -109,8 +109,7 @@ def table_markdown(df: pd.DataFrame) -> str:
 
 def write_search_tables(summaries: list[str | Path], out_csv: str | Path, out_md: str | Path) -> pd.DataFrame:
     df = selection_table(summaries)
-    with atomic_path(out_csv) as tmp:
-        df.to_csv(tmp, index=False)
+    write_csv(df, out_csv)
     write_text(out_md, table_markdown(df))
     return df
 

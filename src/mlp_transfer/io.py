@@ -40,6 +40,13 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def write_csv(table, path: str | os.PathLike):
+    """Write a DataFrame as CSV without its index, atomically; returns ``path``."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return path
+
+
 def write_run_table(table, path: str | os.PathLike, metadata: dict | None = None):
     """Write a per-run table as CSV (atomically) with the run's ``metadata`` as leading constant columns.
 
@@ -49,6 +56,5 @@ def write_run_table(table, path: str | os.PathLike, metadata: dict | None = None
     table = table.copy()
     for position, (key, value) in enumerate(dict(metadata or {}).items()):
         table.insert(position, key, value)
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
+    write_csv(table, path)
     return table

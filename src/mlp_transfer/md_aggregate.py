@@ -51,7 +51,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from mlp_transfer.aggregate import markdown_sections  # noqa: E402
-from mlp_transfer.io import atomic_path  # noqa: E402
+from mlp_transfer.io import atomic_path, write_csv  # noqa: E402
 from mlp_transfer.structure import tv_distance, w1_distance  # noqa: E402
 
 PAIR_KEYS = ["dataset", "source", "target"]
@@ -305,8 +305,7 @@ def _safe(name: str) -> str:
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
+    write_csv(df, path)
 
 
 def _write_text(text: str, path: Path) -> None:

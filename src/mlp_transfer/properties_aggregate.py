@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlp_transfer.io import atomic_path, write_text
+from mlp_transfer.io import atomic_path, write_csv, write_text
 from mlp_transfer.properties import PROPERTIES
 
 log = logging.getLogger(__name__)
@@ -201,11 +201,9 @@ def aggregate_properties(csvs, model_jsons, reference_jsons, out_table: str | Pa
                          out_markdown: str | Path, plots: dict, band_plot: str | Path | None = None) -> pd.DataFrame:
     """Write the property tables and plots; ``plots`` maps property name -> PNG path."""
     table = collect(csvs)
-    with atomic_path(out_table) as tmp:
-        table.to_csv(tmp, index=False)
+    write_csv(table, out_table)
     summary = summarise(table)
-    with atomic_path(out_summary) as tmp:
-        summary.to_csv(tmp, index=False)
+    write_csv(summary, out_summary)
     write_text(out_markdown, markdown(summary))
     for prop, path in plots.items():
         plot_property(table, prop, path)

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-from mlp_transfer.io import atomic_path, write_text
+from mlp_transfer.io import write_csv, write_text
 
 METRICS = {"energy_mae_mev_atom": "Energy MAE (meV/atom)", "force_mae_mev_ang": "Force MAE (meV/Å)"}
 COLUMNS = ["dataset", "element", "test_set", "model", "n_train", "n_seeds",
@@ -118,8 +117,7 @@ def write_comparison(summary_csv, source_csv, published: dict, out_csv, out_md) 
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ValueError(f"cannot read the study's tables: {exc}") from exc
     table = comparison_table(summary, source, published)
-    with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
+    write_csv(table, out_csv)
     write_text(out_md, comparison_markdown(table))
     return table
 
