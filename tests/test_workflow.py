@@ -166,6 +166,8 @@ def test_reduced_mlearn_study_runs(tmp_path):
     config["learning_curve"].update({"sizes": [2, 4], "seeds": [0], "n_validation": 4})
     config["model"] = {"architecture": "painn", "cutoff": 4.0, "n_atom_basis": 8, "n_interactions": 1, "n_rbf": 8}
     config["training"] = {"batch_size": 2, "max_steps": 10, "val_interval": 5, "early_stopping": {"patience": 2}}
+    config["hyperparameter_search"] = {"size": 2, "candidates": {"transfer": [{"transfer_lr": 0.001}],
+                                                                 "scratch": [{"lr": 0.002}]}}
     path = tmp_path / "mlearn_reduced.yaml"
     path.write_text(yaml.safe_dump(config))
     snakemake("--configfile", str(path), "--directory", str(tmp_path), "--cores", "2")
@@ -175,3 +177,7 @@ def test_reduced_mlearn_study_runs(tmp_path):
     assert set(lc["n_train"]) == {2, 4}
     # the published split is kept: 25 Ge test structures
     assert (lc["n_structures"] == 25).all()
+    # GAP and MTP of Zuo et al. beside our Ge models and the Si source model, on the same test sets
+    published = pd.read_csv(tmp_path / "results/tables/published_comparison.csv")
+    assert {"GAP", "MTP", "source (Si)", "transfer (Si→Ge)", "scratch (Si→Ge)"} <= set(published["model"])
+    assert set(published["element"]) == {"Si", "Ge"}
