@@ -84,7 +84,11 @@ def check_finished_files_complete(workdir: Path) -> int:
         assert table[["energy_mae_mev_atom", "force_mae_mev_ang"]].notna().all().all(), path
         checked += 1
     for path in results.glob("tables/*.csv"):
-        assert pd.read_csv(path).columns.size > 0, path
+        try:
+            columns = pd.read_csv(path).columns.size
+        except pd.errors.EmptyDataError:
+            raise AssertionError(f"{path} has no columns ({path.stat().st_size} bytes)") from None
+        assert columns > 0, path
         checked += 1
     for path in results.glob("tables/*.md"):
         assert path.read_text().strip(), path
