@@ -81,14 +81,19 @@ def get_source_evals(wildcards=None):
     return sorted({f"{RESULTS}/eval_source/{p['dataset']}/{p['source']}.csv" for p in PAIRS})
 
 
-def get_train_inputs(wildcards):
+def train_inputs(wildcards, seed):
+    """Pool, split file of ``seed`` and (transfer only) the source model of one target training run."""
     inputs = {
         "pool": data_files(wildcards.dataset, wildcards.target)["train"],
-        "splits": f"{RESULTS}/splits/{wildcards.dataset}/{wildcards.target}/seed{wildcards.seed}.json",
+        "splits": f"{RESULTS}/splits/{wildcards.dataset}/{wildcards.target}/seed{seed}.json",
     }
     if wildcards.regime == "transfer":
         inputs["source_model"] = f"{RESULTS}/models/{wildcards.dataset}/source/{wildcards.source}/model.pt"
     return inputs
+
+
+def get_train_inputs(wildcards):
+    return train_inputs(wildcards, wildcards.seed)
 
 
 # Targets of `rule all`. Rule files of later stages append their own final outputs to this list.
@@ -243,13 +248,7 @@ def get_search_summaries(wildcards=None):
 
 
 def get_search_train_inputs(wildcards):
-    inputs = {
-        "pool": data_files(wildcards.dataset, wildcards.target)["train"],
-        "splits": f"{RESULTS}/splits/{wildcards.dataset}/{wildcards.target}/seed{SEARCH['seed']}.json",
-    }
-    if wildcards.regime == "transfer":
-        inputs["source_model"] = f"{RESULTS}/models/{wildcards.dataset}/source/{wildcards.source}/model.pt"
-    return inputs
+    return train_inputs(wildcards, SEARCH["seed"])
 
 
 def search_overrides(wildcards):
