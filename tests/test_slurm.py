@@ -181,7 +181,18 @@ def test_submitit_launcher_requeues_the_controller(slurm, study):
     reruns = [j for j in states.values() if j["comment"].startswith("rule_generate_sw")
               and int(j["id"]) > int(first_rule_job)]
     assert reruns and all(j["state"] == "COMPLETED" for j in reruns), states
-    assert states[controller_id]["state"] == "COMPLETED", states
+    # The controller writes its result before its process exits: wait for SLURM to finish COMPLETING.
+    assert final_state(slurm, controller_id) == "COMPLETED", jobs_in_queue(slurm)
+
+
+def final_state(slurm: LocalSlurm, job_id: str, timeout: float = 60.0) -> str:
+    """The job's state once it has left the transitional states (RUNNING, COMPLETING), or the last seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = slurm.run("squeue", "-h", "--states=all", "-j", job_id, "-o", "%T", check=False).stdout.strip()
+        if state not in {"PENDING", "RUNNING", "COMPLETING", "CONFIGURING", ""} or time.monotonic() > deadline:
+            return state
+        time.sleep(0.5)
 
 
 def _read(log_dir: Path) -> str:
