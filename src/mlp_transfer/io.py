@@ -16,10 +16,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Temporaries left by a killed writer of this same file are garbage: remove them.
-    for stale in target.parent.glob(f".{target.name}.*.tmp{target.suffix}"):
+    # Temporaries left by a killed writer of this same file are garbage: remove them. They end in ".tmp", not
+    # in the target's suffix, so that no glob for finished files ("tables/*.csv") ever picks one up; every
+    # writer therefore names its format explicitly.
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
         stale.unlink(missing_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
