@@ -304,17 +304,18 @@ def phonons(calc, element: str, a0: float, supercell: int = 2, displacement: flo
     phonon.symmetrize_force_constants()
 
     phonon.run_mesh([mesh] * 3, is_gamma_center=True, with_eigenvectors=False)
-    mesh_dict = phonon.get_mesh_dict()
-    frequencies = np.asarray(mesh_dict["frequencies"])  # (q, branches), ascending per q
-    weights = np.asarray(mesh_dict["weights"], dtype=float)
-    gamma = np.asarray(phonon.get_frequencies([0.0, 0.0, 0.0]))
+    frequencies = np.asarray(phonon.mesh.frequencies)  # (q, branches), ascending per q
+    weights = np.asarray(phonon.mesh.weights, dtype=float)
+    mesh_qpoints = np.asarray(phonon.mesh.qpoints)
+    phonon.run_qpoints([[0.0, 0.0, 0.0]])
+    gamma = np.asarray(phonon.qpoints.frequencies[0])
     rms = float(np.sqrt(np.sum(weights[:, None] * frequencies ** 2) / (weights.sum() * frequencies.shape[1])))
 
     from phonopy.phonon.band_structure import get_band_qpoints
 
     qpoints = get_band_qpoints(BAND_PATH, npoints=band_points)
     phonon.run_band_structure(qpoints, path_connections=[True, False, True, True], labels=BAND_LABELS)
-    bands = phonon.get_band_structure_dict()
+    bands = phonon.band_structure
     phonon.run_total_dos(sigma=0.1, freq_pitch=0.05)
     dos = phonon.total_dos
     return {
@@ -322,10 +323,10 @@ def phonons(calc, element: str, a0: float, supercell: int = 2, displacement: flo
         "phonon_max": float(frequencies.max()),
         "phonon_rms": rms,
         "phonon_min": float(frequencies.min()),
-        "mesh": {"n": int(mesh), "qpoints": np.asarray(mesh_dict["qpoints"]).tolist(), "weights": weights.tolist(),
+        "mesh": {"n": int(mesh), "qpoints": mesh_qpoints.tolist(), "weights": weights.tolist(),
                  "frequencies": frequencies.tolist()},
-        "bands": {"distances": [np.asarray(d).tolist() for d in bands["distances"]],
-                  "frequencies": [np.asarray(f).tolist() for f in bands["frequencies"]],
+        "bands": {"distances": [np.asarray(d).tolist() for d in bands.distances],
+                  "frequencies": [np.asarray(f).tolist() for f in bands.frequencies],
                   "labels": BAND_LABELS},
         "dos": {"frequency": np.asarray(dos.frequency_points).tolist(), "dos": np.asarray(dos.dos).tolist()},
     }
