@@ -7,6 +7,10 @@ between transfer and scratch is fair by construction. Every validation is logged
 and wall time, which makes "transfer expedites training" measurable.
 
 Loss: ``w_E * MSE(E/N) + w_F * MSE(F)`` in eV units (per-atom energies, force components).
+
+With ``ema_decay`` > 0 the weights used for validation, checkpoint selection and the saved model are an
+exponential moving average of the optimiser's iterates (as NequIP and MACE train): it smooths the
+step-to-step noise of small-batch Adam, so the plateau schedule and early stopping react to real progress.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class TrainSettings:
     lr_factor: float = 0.5
     lr_patience: int = 4
     min_lr: float = 1e-5
+    ema_decay: float = 0.0
     threads: int = 1
     device: str = "cpu"
 
@@ -119,6 +124,11 @@ class Trainer:
         self.batch_size = min(settings.batch_size, len(train_set))
         opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[settings.optimizer]
         self.optimizer = opt_cls(self.model.parameters(), lr=lr, weight_decay=settings.weight_decay)
+        # The averaged copy is the model that is validated, selected and saved; 0 = the raw iterates.
+        self.ema = None
+        if settings.ema_decay > 0:
+            self.ema = torch.optim.swa_utils.AveragedModel(
+                self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(settings.ema_decay))
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=settings.lr_factor, patience=settings.lr_patience,
             min_lr=settings.min_lr, threshold=settings.min_rel_improvement)
@@ -130,7 +140,7 @@ class Trainer:
         self.history: list[dict] = []
         self.best_val = math.inf
         self.best_step = 0
-        self.best_state = copy.deepcopy(self.model.state_dict())
+        self.best_state = copy.deepcopy(self.evaluated_model.state_dict())
         self.bad_validations = 0
         self.stop_reason = None
         self.resumed_from_step = None
@@ -141,12 +151,18 @@ class Trainer:
         self._signal_received: int | None = None
 
     # -- evaluation -------------------------------------------------------------------------------------
+    @property
+    def evaluated_model(self) -> torch.nn.Module:
+        """The weights that are validated, selected and saved: the moving average when enabled."""
+        return self.ema.module if self.ema is not None else self.model
+
     def validate(self) -> dict:
         """Validation loss and MAEs; forces need autograd, so no inference_mode here."""
-        self.model.eval()
+        model = self.evaluated_model
+        model.eval()
         energy_errors, force_errors = [], []
         for batch in self.val_set.batches(16, self.device):
-            pred = self.model(batch)
+            pred = model(batch)
             e_err, f_err = _loss_terms(pred, batch)
             energy_errors.append(e_err.detach().cpu().double())
             force_errors.append(f_err.detach().cpu().double().reshape(-1))
@@ -169,7 +185,7 @@ class Trainer:
             return True
         if val < self.best_val * (1 - self.settings.min_rel_improvement):
             self.best_val, self.best_step = val, self.step
-            self.best_state = copy.deepcopy(self.model.state_dict())
+            self.best_state = copy.deepcopy(self.evaluated_model.state_dict())
             self.bad_validations = 0
         else:
             self.bad_validations += 1
@@ -193,7 +209,8 @@ class Trainer:
                 "step": self.step, "epoch": self.epoch, "order": self.order, "position": self.position,
                 "wall_time": self.wall_time, "history": self.history,
                 "best_val": self.best_val, "best_step": self.best_step, "best_state": self.best_state,
-                "bad_validations": self.bad_validations}
+                "bad_validations": self.bad_validations,
+                "ema": self.ema.state_dict() if self.ema is not None else None}
 
     def save_checkpoint(self) -> None:
         if self.checkpoint_path is not None:
@@ -211,6 +228,8 @@ class Trainer:
         for key in ("step", "epoch", "order", "position", "history", "best_val", "best_step", "best_state",
                     "bad_validations"):
             setattr(self, key, state[key])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         self.wall_time = state["wall_time"]
         self.resumed_from_step = self.step
         log.info("resumed from checkpoint %s at step %d", self.checkpoint_path, self.step)
@@ -258,6 +277,8 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
+                if self.ema is not None:
+                    self.ema.update_parameters(self.model)
                 self.step += 1
                 self.position += self.batch_size
                 running += float(loss.detach())

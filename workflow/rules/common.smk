@@ -121,12 +121,13 @@ def target_training_params(wildcards):
 
 
 def source_training_params():
-    """Settings of pre-training: its own learning rate, and no fine-tuning keys, so that changing the
+    """Settings of pre-training: its own learning rate and step cap, and no fine-tuning keys, so that changing the
     target regimes' learning rates does not invalidate (and rerun) the source model."""
     from mlp_transfer.train import regime_training_config
 
     training = regime_training_config(TRAINING, "source")
     training["lr"] = config["source_training"].get("lr", TRAINING["lr"])
+    training["max_steps"] = config["source_training"].get("max_steps", TRAINING["max_steps"])
     return {"model": dict(config["model"]), "training": training}
 
 
