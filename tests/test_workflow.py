@@ -88,6 +88,11 @@ def test_tiny_workflow_produces_tables_and_plots(tiny_run):
     assert (tiny_run / "results/tables/summary.md").read_text().strip()
     source = pd.read_csv(tiny_run / "results/tables/source_models.csv")
     assert set(source["element"]) == {"Si"}
+    # pre-training has its own step cap (source_training.max_steps), the target runs the training one
+    source_run = json.loads((tiny_run / "results/models/sw/source/Si/summary.json").read_text())
+    assert config["source_training"]["max_steps"] < config["training"]["max_steps"]
+    assert (source_run["stopped_step"], source_run["stop_reason"]) == (config["source_training"]["max_steps"],
+                                                                       "max_steps")
     for plot in ("learning_curve_sw_Si-Ge_force.png", "convergence_sw_Si-Ge.png"):
         assert (tiny_run / "results/plots" / plot).stat().st_size > 1000
     # every rule left a log
