@@ -38,6 +38,10 @@ def test_valid_search_loads_with_default_seed(write):
 
 
 @pytest.mark.parametrize("search, message", [
+    ({"size": 4, "candidates": {"transfer": [{"loss_weights": {"energy": 100.0}}],
+                                "scratch": [{"loss_weights": {"energy": 100.0}}]}}, "set hyperparameter_search.select_by"),
+    ({"size": 4, "select_by": "test_mae", "candidates": {"transfer": [{"transfer_lr": 1e-3}], "scratch": [{"lr": 1e-3}]}},
+     "select_by"),
     ({"size": 4, "candidates": {"transfer": [{"transfer_lr": 1e-3}, {"transfer_lr": 2e-3}],
                                 "scratch": [{"lr": 1e-3}]}}, "same number of candidates"),
     ({"size": 4, "candidates": {"transfer": [{"transfer_lr": 1e-3}]}}, "exactly the regimes"),
@@ -90,3 +94,26 @@ def test_selection_refuses_a_summary_that_is_not_a_search_run(tmp_path):
     broken.write_text("{")
     with pytest.raises(ValueError, match=f"{broken}: cannot read run summary"):
         selection_table([broken])
+
+
+def test_loss_weight_candidates_load_when_ranked_by_an_error(write):
+    search = {"size": 4, "select_by": "force_mae", "candidates": {"transfer": [{"loss_weights": {"energy": 100.0}}],
+                                                                  "scratch": [{"loss_weights": {"energy": 100.0}}]}}
+    assert write(search)["hyperparameter_search"]["select_by"] == "force_mae"
+
+
+def test_selection_by_force_or_energy_error(tmp_path):
+    """select_by ranks by that validation error, whatever the losses say."""
+    paths = [_summary(tmp_path / f"{r}{c}.json", r, c, loss, best_val_force_mae_mev_ang=force,
+                      best_val_energy_mae_mev_atom=energy)
+             for (r, c, loss, force, energy) in [("transfer", 0, 0.1, 80.0, 5.0), ("transfer", 1, 0.3, 70.0, 6.0),
+                                                 ("scratch", 0, 0.2, 90.0, 4.0), ("scratch", 1, 0.1, 95.0, 3.0)]]
+    by = {}
+    for select_by in ("val_loss", "force_mae", "energy_mae"):
+        table = write_search_tables(paths, tmp_path / "t.csv", tmp_path / "t.md", select_by)
+        by[select_by] = table[table["selected"]].set_index("regime")["candidate"].to_dict()
+        assert f"selected by {select_by}" in (tmp_path / "t.md").read_text()
+    assert by == {"val_loss": {"transfer": 0, "scratch": 1}, "force_mae": {"transfer": 1, "scratch": 0},
+                  "energy_mae": {"transfer": 0, "scratch": 1}}
+    with pytest.raises(ValueError, match="unknown select_by"):
+        selection_table(paths, "test_mae")

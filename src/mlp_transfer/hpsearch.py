@@ -1,8 +1,10 @@
 """Hyper-parameter search on validation data, with the same budget for every regime.
 
 The config's ``hyperparameter_search`` lists, per regime, candidate overrides of ``training`` keys (e.g.
-``{lr: 0.002}``). Every candidate is trained on one learning-curve subset (``size``, ``seed``) and judged by its
-best validation loss, the quantity early stopping minimises; test sets are never read. The search does not
+``{lr: 0.002}``). Every candidate is trained on one learning-curve subset (``size``, ``seed``) and judged on
+validation data only (test sets are never read): by default by its best validation loss, the quantity early
+stopping minimises; with ``select_by: force_mae`` or ``energy_mae`` by that error of its selected weights, which
+is what candidates that change the loss itself (``loss_weights``) must be compared by. The search does not
 change the study by itself: the selection table says which candidate won, and the user records that choice in
 the config (so a finished study states its hyper-parameters, and re-planning never depends on a search result).
 
@@ -25,6 +27,9 @@ from mlp_transfer.train import UNUSED_BY_REGIME  # overriding those in a regime'
 TABLE_COLUMNS = ["dataset", "source", "target", "regime", "candidate", "overrides", "n_train", "seed",
                  "best_val_loss", "best_val_force_mae_mev_ang", "best_val_energy_mae_mev_atom", "best_step",
                  "stopped_step", "stop_reason", "train_wall_time_s", "selected"]
+# select_by -> the column of a run summary that ranks the candidates (lower is better)
+SELECTION_COLUMNS = {"val_loss": "best_val_loss", "force_mae": "best_val_force_mae_mev_ang",
+                     "energy_mae": "best_val_energy_mae_mev_atom"}
 
 
 def apply_overrides(training: dict, overrides: dict) -> dict:
@@ -57,6 +62,11 @@ def check_search(search: dict, regimes: list[str], sizes: list, training_keys: s
             unused = sorted(set(overrides) & UNUSED_BY_REGIME.get(regime, set()))
             if unused:
                 raise ValueError(f"{where}: {regime} training does not use {unused}")
+        select_by = search.get("select_by", "val_loss")
+        if select_by == "val_loss" and any("loss_weights" in o for o in items):
+            raise ValueError(f"hyperparameter_search.candidates.{regime}: candidates that change loss_weights change "
+                             f"the validation loss itself, so it cannot rank them; set hyperparameter_search.select_by "
+                             f"to force_mae or energy_mae")
         seen = [json.dumps(o, sort_keys=True) for o in items]
         if len(set(seen)) != len(seen):
             raise ValueError(f"hyperparameter_search.candidates.{regime}: a candidate is listed twice")
@@ -65,8 +75,10 @@ def check_search(search: dict, regimes: list[str], sizes: list, training_keys: s
                          f"{sizes} (the search trains on that subset and its validation set)")
 
 
-def selection_table(summaries: list[str | Path]) -> pd.DataFrame:
-    """One row per candidate run; ``selected`` marks the lowest best validation loss per pair and regime."""
+def selection_table(summaries: list[str | Path], select_by: str = "val_loss") -> pd.DataFrame:
+    """One row per candidate run; ``selected`` marks the lowest ``select_by`` figure per pair and regime."""
+    if select_by not in SELECTION_COLUMNS:
+        raise ValueError(f"unknown select_by {select_by!r} (choose one of {sorted(SELECTION_COLUMNS)})")
     rows = []
     for path in summaries:
         try:
@@ -85,12 +97,13 @@ def selection_table(summaries: list[str | Path]) -> pd.DataFrame:
         return df
     keys = ["dataset", "source", "target", "regime"]
     df = df.sort_values([*keys, "candidate"]).reset_index(drop=True)
-    best = df.groupby(keys)["best_val_loss"].transform("min")
-    df["selected"] = df["best_val_loss"] == best
+    column = SELECTION_COLUMNS[select_by]
+    best = df.groupby(keys)[column].transform("min")
+    df["selected"] = df[column] == best
     return df
 
 
-def table_markdown(df: pd.DataFrame) -> str:
+def table_markdown(df: pd.DataFrame, select_by: str = "val_loss") -> str:
     from mlp_transfer.aggregate import markdown_sections
 
     def render(g: pd.DataFrame) -> pd.DataFrame:
@@ -104,13 +117,14 @@ def table_markdown(df: pd.DataFrame) -> str:
             "selected": ["**yes**" if s else "" for s in g["selected"]],
         })
 
-    return markdown_sections(df, "Hyper-parameter search (validation data only)", render)
+    return markdown_sections(df, f"Hyper-parameter search (validation data only; selected by {select_by})", render)
 
 
-def write_search_tables(summaries: list[str | Path], out_csv: str | Path, out_md: str | Path) -> pd.DataFrame:
-    df = selection_table(summaries)
+def write_search_tables(summaries: list[str | Path], out_csv: str | Path, out_md: str | Path,
+                        select_by: str = "val_loss") -> pd.DataFrame:
+    df = selection_table(summaries, select_by)
     write_csv(df, out_csv)
-    write_text(out_md, table_markdown(df))
+    write_text(out_md, table_markdown(df, select_by))
     return df
 
 
@@ -120,9 +134,11 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("summaries", nargs="+", help="summary.json of the search runs")
     parser.add_argument("--out-csv", required=True)
     parser.add_argument("--out-md", required=True)
+    parser.add_argument("--select-by", choices=sorted(SELECTION_COLUMNS), default="val_loss",
+                        help="validation figure that ranks the candidates (default: val_loss)")
     args = parser.parse_args(argv)
     try:
-        df = write_search_tables(args.summaries, args.out_csv, args.out_md)
+        df = write_search_tables(args.summaries, args.out_csv, args.out_md, args.select_by)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,5 +1,5 @@
 # Hyper-parameter search on validation data: each regime's candidates are trained on one learning-curve subset
-# and ranked by best validation loss. The table informs the config; it never changes the study's settings.
+# and ranked on validation data (select_by). The table informs the config; it never changes the study's settings.
 if SEARCH:
 
     rule hpsearch_train:
@@ -36,6 +36,8 @@ if SEARCH:
             md=f"{RESULTS}/tables/hyperparameter_search.md",
         log:
             "logs/hpsearch_table.log",
+        params:
+            select_by=SEARCH.get("select_by", "val_loss"),
         localrule: True
         conda:
             "../../envs/environment.yaml"

@@ -4,4 +4,4 @@ log_to(snakemake.log[0])
 
 from mlp_transfer.hpsearch import write_search_tables
 
-write_search_tables(snakemake.input, snakemake.output.csv, snakemake.output.md)
+write_search_tables(snakemake.input, snakemake.output.csv, snakemake.output.md, snakemake.params.select_by)
