@@ -76,7 +76,8 @@ def env_for(slurm: LocalSlurm) -> dict:
 
 
 def jobs_in_queue(slurm: LocalSlurm) -> list[dict]:
-    """Every job slurmctld still remembers (MinJobAge=300 s), with partition, GPU request and rule."""
+    """Every job slurmctld still remembers (MinJobAge=3600 s: longer than any test run, so the first jobs of a
+    slow run are not purged before they are checked), with partition, GPU request and rule."""
     out = slurm.run("squeue", "--states=all", "--noheader", "-o", "%i|%P|%T|%k|%j").stdout
     fields = ("id", "partition", "state", "comment", "name")
     jobs = [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line.strip()]
@@ -92,7 +93,7 @@ def test_tiny_workflow_through_slurm_profile(slurm, study):
     start = time.monotonic()
     proc = subprocess.run([str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--profile",
                            str(study["profile"]), "--configfile", str(study["config"]), "--directory", str(workdir)],
-                          env=env_for(slurm), capture_output=True, text=True, timeout=420)
+                          env=env_for(slurm), capture_output=True, text=True, timeout=900)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{output[-6000:]}\n{slurm.logs()}"
     print(f"tiny workflow through SLURM: {time.monotonic() - start:.0f} s")
