@@ -50,6 +50,7 @@ def check_search(search: dict, regimes: list[str], sizes: list, training_keys: s
         raise ValueError(f"hyperparameter_search.candidates: needs exactly the regimes of learning_curve.regimes "
                          f"{sorted(regimes)}, got {sorted(candidates)}")
     counts = {regime: len(c) for regime, c in candidates.items()}
+    ranked_by_loss = search.get("select_by", "val_loss") == "val_loss"
     if len(set(counts.values())) != 1:
         raise ValueError(f"hyperparameter_search.candidates: every regime needs the same number of candidates "
                          f"(equal search budget), got {counts}")
@@ -62,8 +63,7 @@ def check_search(search: dict, regimes: list[str], sizes: list, training_keys: s
             unused = sorted(set(overrides) & UNUSED_BY_REGIME.get(regime, set()))
             if unused:
                 raise ValueError(f"{where}: {regime} training does not use {unused}")
-        select_by = search.get("select_by", "val_loss")
-        if select_by == "val_loss" and any("loss_weights" in o for o in items):
+        if ranked_by_loss and any("loss_weights" in o for o in items):
             raise ValueError(f"hyperparameter_search.candidates.{regime}: candidates that change loss_weights change "
                              f"the validation loss itself, so it cannot rank them; set hyperparameter_search.select_by "
                              f"to force_mae or energy_mae")

@@ -37,7 +37,7 @@ if SEARCH:
         log:
             "logs/hpsearch_table.log",
         params:
-            select_by=SEARCH.get("select_by", "val_loss"),
+            select_by=SEARCH["select_by"],
         localrule: True
         conda:
             "../../envs/environment.yaml"
