@@ -43,3 +43,24 @@ def test_benchmarks_quick(tmp_path):
     assert md["ase_spkcalculator"]["ns_per_day"]["median"] > 0
     assert "workflow_2_replicas" in md and "ratio_workflow_vs_ase" in md
     assert "## Training" in stem.with_suffix(".md").read_text()
+
+
+BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def test_compare_main_job_sums_stages(tmp_path, capsys):
+    """Per-stage jobs, wall and CPU seconds of two runs from their Snakemake benchmark files."""
+    spec = importlib.util.spec_from_file_location("compare_main_job", REPO / "benchmarks" / "compare_main_job.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for run, cpu in (("before", [8.0, 4.0]), ("after", [6.0, 3.0])):
+        for i, value in enumerate(cpu):
+            path = tmp_path / run / "results/benchmarks/train" / f"seed{i}.tsv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(BENCHMARK_HEADER + f"10\t0:00:10\t1\t1\t1\t1\t0\t0\t50\t{value}\n")
+    costs = module.stage_costs(tmp_path / "before")
+    assert costs.loc["train"].to_dict() == {"jobs": 2, "wall_s": 20.0, "cpu_s": 12.0}
+    assert module.main([str(tmp_path / "before"), str(tmp_path / "after")]) == 0
+    assert "0.75" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no benchmark files"):
+        module.stage_costs(tmp_path / "missing")
