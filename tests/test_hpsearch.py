@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from mlp_transfer.config import ConfigError, load_config
-from mlp_transfer.hpsearch import apply_overrides, selection_table, write_search_tables
+from mlp_transfer.hpsearch import (apply_overrides, candidate_model, model_tag, search_source_models, selection_table,
+                                   training_overrides, write_search_tables)
 
 from test_config import TINY
 
@@ -57,6 +58,14 @@ def test_valid_search_loads_with_default_seed(write):
                                 "scratch": [{"lr": 1e-3}, {"lr": 2e-3}]}}, "listed twice"),
     ({"candidates": {"transfer": [{"transfer_lr": 1e-3}], "scratch": [{"lr": 1e-3}]}}, "'size' is a required"),
     ({"size": 4, "candidates": {"transfer": [{"transfer_lr": 1e-3}], "scratch": []}}, "should be non-empty"),
+    ({"size": 4, "candidates": {"transfer": [{"model": {"width": 64}}], "scratch": [{"lr": 1e-3}]}},
+     "candidates.transfer[0].model: ['width'] are not model settings"),
+    ({"size": 4, "candidates": {"transfer": [{"model": {"n_atom_basis": 0}}], "scratch": [{"lr": 1e-3}]}},
+     "candidates.transfer[0].model.n_atom_basis: 0 is less than the minimum of 1"),
+    ({"size": 4, "candidates": {"transfer": [{"transfer_lr": 1e-3}], "scratch": [{"model": {"architecture": "mace"}}]}},
+     "candidates.scratch[0].model.architecture: 'mace' is not one of"),
+    ({"size": 4, "candidates": {"transfer": [{"transfer_lr": 1e-3}], "scratch": [{"model": 64}]}},
+     "candidates.scratch[0].model: needs a mapping of model settings"),
 ])
 def test_search_config_errors_name_the_key(write, search, message):
     with pytest.raises(ConfigError) as info:
@@ -117,3 +126,27 @@ def test_selection_by_force_or_energy_error(tmp_path):
                   "energy_mae": {"transfer": 0, "scratch": 1}}
     with pytest.raises(ValueError, match="unknown select_by"):
         selection_table(paths, "test_mae")
+
+
+def test_model_candidates_load_and_share_source_models_per_distinct_model(write):
+    """A candidate's ``model`` overrides the model section; transfer candidates with the same model share one
+    pre-trained source model, and scratch candidates need none."""
+    wide, wide_cut = {"n_atom_basis": 16}, {"n_atom_basis": 16, "cutoff": 5.0}
+    search = {"size": 4, "candidates": {
+        "transfer": [{"model": wide}, {"model": wide, "transfer_lr": 2e-3}, {"model": wide_cut}],
+        "scratch": [{"model": wide}, {"model": {"cutoff": 6.0}}, {"lr": 2e-3}]}}
+    config = write(search)
+    base = config["model"]
+    candidate = config["hyperparameter_search"]["candidates"]["transfer"][1]
+    assert candidate_model(base, candidate) == {**base, **wide}
+    assert training_overrides(candidate) == {"transfer_lr": 2e-3}
+    sources = search_source_models(config["hyperparameter_search"], base)
+    assert sorted(sources.values(), key=str) == sorted([{**base, **wide}, {**base, **wide_cut}], key=str)
+    assert sources == {model_tag(m): m for m in sources.values()}
+
+
+def test_model_tag_is_stable_and_tells_models_apart():
+    model = {"architecture": "painn", "cutoff": 5.0, "n_atom_basis": 64, "n_interactions": 3, "n_rbf": 20}
+    assert model_tag(model) == model_tag(dict(reversed(list(model.items()))))  # key order does not matter
+    assert model_tag(model) != model_tag({**model, "n_atom_basis": 128})
+    assert model_tag(model).startswith("m") and len(model_tag(model)) == 11

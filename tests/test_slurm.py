@@ -28,7 +28,7 @@ from cluster import LocalSlurm, unavailable_reason  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
-TRAIN_RULES = {"train_source", "train_target"}
+TRAIN_RULES = {"train_source", "train_target", "hpsearch_train", "hpsearch_source"}
 GPU_PARTITION_RULES = TRAIN_RULES | {"md_model"}  # as in workflow/profiles/slurm set-resources
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]

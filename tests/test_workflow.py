@@ -113,6 +113,17 @@ def test_tiny_workflow_runs_the_hyperparameter_search(tiny_run):
         assert winner == group["best_val_loss"].min()
     summary = json.loads((tiny_run / "results/hpsearch/sw/Si-Ge/scratch/c1/summary.json").read_text())
     assert summary["lr"] == search["candidates"]["scratch"][1]["lr"]
+    # the wider-model candidates: both regimes train that model; transfer starts from a source model
+    # pre-trained with it (its own, beside the study's narrower source model)
+    study_source = json.loads((tiny_run / "results/models/sw/source/Si/summary.json").read_text())
+    (wide_source_dir,) = (tiny_run / "results/hpsearch/sw/source/Si").iterdir()
+    wide_source = json.loads((wide_source_dir / "summary.json").read_text())
+    assert wide_source["n_parameters"] > study_source["n_parameters"]
+    for regime in ("transfer", "scratch"):
+        wide = json.loads((tiny_run / f"results/hpsearch/sw/Si-Ge/{regime}/c2/summary.json").read_text())
+        assert wide["n_parameters"] == wide_source["n_parameters"]
+        assert wide["overrides"]["model"] == {"n_atom_basis": 12}
+    assert (tiny_run / f"logs/hpsearch/sw/source/Si/{wide_source_dir.name}.log").stat().st_size > 0
     assert "yes" in (tiny_run / "results/tables/hyperparameter_search.md").read_text()
 
 

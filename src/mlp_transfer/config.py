@@ -86,7 +86,8 @@ def check_config(config: dict) -> None:
         schema = yaml.safe_load(SCHEMA_PATH.read_text())
         training_keys = set(schema["properties"]["training"]["properties"])
         try:
-            check_search(config["hyperparameter_search"], lc["regimes"], lc["sizes"], training_keys)
+            check_search(config["hyperparameter_search"], lc["regimes"], lc["sizes"], training_keys,
+                         model=config.get("model", {}), model_schema=schema["properties"]["model"])
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
 

@@ -1,7 +1,10 @@
 """Hyper-parameter search on validation data, with the same budget for every regime.
 
 The config's ``hyperparameter_search`` lists, per regime, candidate overrides of ``training`` keys (e.g.
-``{lr: 0.002}``). Every candidate is trained on one learning-curve subset (``size``, ``seed``) and judged on
+``{lr: 0.002}``) and, under ``model``, of model keys (e.g. ``{model: {n_atom_basis: 128}}``). A transfer
+candidate with its own model is fine-tuned from a source model pre-trained with that model (the study's
+source-training settings; one pre-training per distinct model, shared by the candidates that use it), so model
+width or cutoff are searched with the same budget in both regimes. Every candidate is trained on one learning-curve subset (``size``, ``seed``) and judged on
 validation data only (test sets are never read): by default by its best validation loss, the quantity early
 stopping minimises; with ``select_by: force_mae`` or ``energy_mae`` by that error of its selected weights, which
 is what candidates that change the loss itself (``loss_weights``) must be compared by. The search does not
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -43,8 +47,36 @@ def apply_overrides(training: dict, overrides: dict) -> dict:
     return merged
 
 
-def check_search(search: dict, regimes: list[str], sizes: list, training_keys: set[str]) -> None:
-    """Raise ``ValueError`` naming the key when the search cannot give every regime an equal, useful budget."""
+MODEL_KEY = "model"  # the candidate key whose value overrides the config's model section
+
+
+def training_overrides(candidate: dict) -> dict:
+    """A candidate's overrides of ``training`` keys (everything but its ``model`` overrides)."""
+    return {key: value for key, value in candidate.items() if key != MODEL_KEY}
+
+
+def candidate_model(model: dict, candidate: dict) -> dict:
+    """The config's ``model`` section with a candidate's model overrides."""
+    return {**model, **candidate.get(MODEL_KEY, {})}
+
+
+def model_tag(model: dict) -> str:
+    """Short, stable name of a model configuration (directory of the source model pre-trained with it)."""
+    return "m" + hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def search_source_models(search: dict, model: dict) -> dict[str, dict]:
+    """``model_tag -> model`` of every transfer candidate with its own model (each needs its own source model)."""
+    models = [candidate_model(model, c) for c in search["candidates"].get("transfer", []) if MODEL_KEY in c]
+    return {model_tag(m): m for m in models}
+
+
+def check_search(search: dict, regimes: list[str], sizes: list, training_keys: set[str],
+                 model: dict | None = None, model_schema: dict | None = None) -> None:
+    """Raise ``ValueError`` naming the key when the search cannot give every regime an equal, useful budget.
+
+    With ``model`` and ``model_schema`` (the config's model section and its JSON schema) a candidate's model
+    overrides are validated as a whole model section."""
     candidates = search["candidates"]
     if set(candidates) != set(regimes):
         raise ValueError(f"hyperparameter_search.candidates: needs exactly the regimes of learning_curve.regimes "
@@ -57,9 +89,12 @@ def check_search(search: dict, regimes: list[str], sizes: list, training_keys: s
     for regime, items in candidates.items():
         for i, overrides in enumerate(items):
             where = f"hyperparameter_search.candidates.{regime}[{i}]"
-            unknown = sorted(set(overrides) - training_keys)
+            unknown = sorted(set(overrides) - training_keys - {MODEL_KEY})
             if unknown:
-                raise ValueError(f"{where}: {unknown} are not training settings (known: {sorted(training_keys)})")
+                raise ValueError(f"{where}: {unknown} are not training settings (known: {sorted(training_keys)}, "
+                                 f"and {MODEL_KEY!r} for model settings)")
+            if MODEL_KEY in overrides:
+                _check_model_overrides(f"{where}.{MODEL_KEY}", overrides[MODEL_KEY], model, model_schema)
             unused = sorted(set(overrides) & UNUSED_BY_REGIME.get(regime, set()))
             if unused:
                 raise ValueError(f"{where}: {regime} training does not use {unused}")
@@ -73,6 +108,25 @@ def check_search(search: dict, regimes: list[str], sizes: list, training_keys: s
     if search["size"] not in sizes:
         raise ValueError(f"hyperparameter_search.size: {search['size']!r} is not one of learning_curve.sizes "
                          f"{sizes} (the search trains on that subset and its validation set)")
+
+
+def _check_model_overrides(where: str, overrides, model: dict | None, model_schema: dict | None) -> None:
+    if not isinstance(overrides, dict) or not overrides:
+        raise ValueError(f"{where}: needs a mapping of model settings, e.g. {{n_atom_basis: 128}}, got {overrides!r}")
+    if model_schema is None:
+        return
+    known = set(model_schema.get("properties", {}))
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"{where}: {unknown} are not model settings (known: {sorted(known)})")
+    import jsonschema
+
+    merged = {**(model or {}), **overrides}
+    try:
+        jsonschema.validate(merged, model_schema)
+    except jsonschema.ValidationError as exc:
+        key = ".".join(str(p) for p in exc.absolute_path)
+        raise ValueError(f"{where}{'.' + key if key else ''}: {exc.message}") from None
 
 
 def selection_table(summaries: list[str | Path], select_by: str = "val_loss") -> pd.DataFrame:

@@ -25,6 +25,7 @@ wildcard_constraints:
     size="|".join(SIZES),
     seed=r"\d+",
     candidate=r"\d+",
+    model_tag=r"m[0-9a-f]{10}",
 
 
 def datasets_of_kind(kind):
@@ -120,15 +121,16 @@ def target_training_params(wildcards):
     return {"model": dict(config["model"]), "training": regime_training_config(TRAINING, wildcards.regime)}
 
 
-def source_training_params():
+def source_training_params(model=None):
     """Settings of pre-training: its own learning rate and step cap, and no fine-tuning keys, so that changing the
-    target regimes' learning rates does not invalidate (and rerun) the source model."""
+    target regimes' learning rates does not invalidate (and rerun) the source model. ``model`` replaces the
+    config's model (a search candidate's own source model)."""
     from mlp_transfer.train import regime_training_config
 
     training = regime_training_config(TRAINING, "source")
     training["lr"] = config["source_training"].get("lr", TRAINING["lr"])
     training["max_steps"] = config["source_training"].get("max_steps", TRAINING["max_steps"])
-    return {"model": dict(config["model"]), "training": training}
+    return {"model": dict(model or config["model"]), "training": training}
 
 
 # ---- out-of-target properties (workflow/rules/properties.smk) ----
@@ -248,18 +250,49 @@ def get_search_summaries(wildcards=None):
             for pair in PAIRS for regime in REGIMES for i in range(len(SEARCH["candidates"][regime]))]
 
 
+def search_candidate(wildcards):
+    return SEARCH["candidates"][wildcards.regime][int(wildcards.candidate)]
+
+
+def search_source_dir(dataset, element, tag):
+    """Source model pre-trained with a search candidate's own model (``tag``: mlp_transfer.hpsearch.model_tag)."""
+    return f"{RESULTS}/hpsearch/{dataset}/source/{element}/{tag}"
+
+
 def get_search_train_inputs(wildcards):
-    return train_inputs(wildcards, SEARCH["seed"])
+    """As a learning-curve run's inputs; a transfer candidate with its own model starts from a source model
+    pre-trained with that model."""
+    from mlp_transfer.hpsearch import MODEL_KEY, candidate_model, model_tag
+
+    inputs = train_inputs(wildcards, SEARCH["seed"])
+    candidate = search_candidate(wildcards)
+    if wildcards.regime == "transfer" and MODEL_KEY in candidate:
+        tag = model_tag(candidate_model(config["model"], candidate))
+        inputs["source_model"] = f"{search_source_dir(wildcards.dataset, wildcards.source, tag)}/model.pt"
+    return inputs
 
 
 def search_overrides(wildcards):
-    return dict(SEARCH["candidates"][wildcards.regime][int(wildcards.candidate)])
+    return dict(search_candidate(wildcards))
 
 
 def search_training_params(wildcards):
-    from mlp_transfer.hpsearch import apply_overrides
+    from mlp_transfer.hpsearch import apply_overrides, candidate_model, training_overrides
 
     from mlp_transfer.train import regime_training_config
 
-    training = apply_overrides(TRAINING, search_overrides(wildcards))
-    return {"model": dict(config["model"]), "training": regime_training_config(training, wildcards.regime)}
+    candidate = search_candidate(wildcards)
+    training = apply_overrides(TRAINING, training_overrides(candidate))
+    return {"model": candidate_model(config["model"], candidate),
+            "training": regime_training_config(training, wildcards.regime)}
+
+
+def search_source_models():
+    """model tag -> model of the source models the search pre-trains itself (none without model candidates)."""
+    from mlp_transfer.hpsearch import search_source_models as models
+
+    return models(SEARCH, config["model"]) if SEARCH else {}
+
+
+def search_source_params(wildcards):
+    return source_training_params(search_source_models()[wildcards.model_tag])

@@ -28,6 +28,34 @@ if SEARCH:
         script:
             "../scripts/hpsearch_train.py"
 
+    # A transfer candidate with its own model (candidate key `model`) starts from a source model pre-trained
+    # with that model and the study's source-training settings; one per distinct model.
+    rule hpsearch_source:
+        input:
+            pool=f"{RESULTS}/data/{{dataset}}/{{element}}/train.extxyz",
+            splits=f"{RESULTS}/splits/{{dataset}}/{{element}}/source.json",
+        output:
+            model=f"{RESULTS}/hpsearch/{{dataset}}/source/{{element}}/{{model_tag}}/model.pt",
+            history=f"{RESULTS}/hpsearch/{{dataset}}/source/{{element}}/{{model_tag}}/history.csv",
+            summary=f"{RESULTS}/hpsearch/{{dataset}}/source/{{element}}/{{model_tag}}/summary.json",
+        log:
+            "logs/hpsearch/{dataset}/source/{element}/{model_tag}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/hpsearch/{{dataset}}/source/{{element}}/{{model_tag}}.tsv"
+        params:
+            size=str(config["source_training"]["n_train"]),
+            seed=config["source_training"]["seed"],
+            settings=search_source_params,
+        threads: TRAINING["threads"]
+        resources:
+            mem_mb=config["resources"]["train_mem_mb"],
+            runtime=train_runtime,
+            gpu=USE_GPU,
+        conda:
+            "../../envs/environment.yaml"
+        script:
+            "../scripts/train.py"
+
     rule hpsearch_table:
         input:
             get_search_summaries(),
