@@ -120,7 +120,7 @@ def test_tiny_workflow_runs_the_hyperparameter_search(tiny_run):
     wide_source = json.loads((wide_source_dir / "summary.json").read_text())
     assert wide_source["n_parameters"] > study_source["n_parameters"]
     for regime in ("transfer", "scratch"):
-        wide = json.loads((tiny_run / f"results/hpsearch/sw/Si-Ge/{regime}/c2/summary.json").read_text())
+        wide = json.loads((tiny_run / f"results/hpsearch/sw/Si-Ge/{regime}/c1/summary.json").read_text())
         assert wide["n_parameters"] == wide_source["n_parameters"]
         assert wide["overrides"]["model"] == {"n_atom_basis": 12}
     assert (tiny_run / f"logs/hpsearch/sw/source/Si/{wide_source_dir.name}.log").stat().st_size > 0
