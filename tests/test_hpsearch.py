@@ -150,3 +150,10 @@ def test_model_tag_is_stable_and_tells_models_apart():
     assert model_tag(model) == model_tag(dict(reversed(list(model.items()))))  # key order does not matter
     assert model_tag(model) != model_tag({**model, "n_atom_basis": 128})
     assert model_tag(model).startswith("m") and len(model_tag(model)) == 11
+
+
+def test_a_candidate_with_the_study_model_reuses_the_study_source_model():
+    """Restating the study's model (e.g. the baseline of a width search) pre-trains nothing twice."""
+    model = {"architecture": "painn", "cutoff": 5.0, "n_atom_basis": 64, "n_interactions": 3, "n_rbf": 20}
+    search = {"candidates": {"transfer": [{"model": {"n_atom_basis": 64}}, {"model": {"n_atom_basis": 128}}]}}
+    assert list(search_source_models(search, model).values()) == [{**model, "n_atom_basis": 128}]

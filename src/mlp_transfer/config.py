@@ -87,7 +87,7 @@ def check_config(config: dict) -> None:
         training_keys = set(schema["properties"]["training"]["properties"])
         try:
             check_search(config["hyperparameter_search"], lc["regimes"], lc["sizes"], training_keys,
-                         model=config.get("model", {}), model_schema=schema["properties"]["model"])
+                         config["model"], schema["properties"]["model"])
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
 

@@ -2,9 +2,10 @@
 
 The config's ``hyperparameter_search`` lists, per regime, candidate overrides of ``training`` keys (e.g.
 ``{lr: 0.002}``) and, under ``model``, of model keys (e.g. ``{model: {n_atom_basis: 128}}``). A transfer
-candidate with its own model is fine-tuned from a source model pre-trained with that model (the study's
-source-training settings; one pre-training per distinct model, shared by the candidates that use it), so model
-width or cutoff are searched with the same budget in both regimes. Every candidate is trained on one learning-curve subset (``size``, ``seed``) and judged on
+candidate whose model differs from the study's is fine-tuned from a source model pre-trained with that model
+(the study's source-training settings; one pre-training per distinct model, shared by the candidates that use
+it), so model width or cutoff are searched with the same budget in both regimes. Every candidate is trained on
+one learning-curve subset (``size``, ``seed``) and judged on
 validation data only (test sets are never read): by default by its best validation loss, the quantity early
 stopping minimises; with ``select_by: force_mae`` or ``energy_mae`` by that error of its selected weights, which
 is what candidates that change the loss itself (``loss_weights``) must be compared by. The search does not
@@ -65,17 +66,24 @@ def model_tag(model: dict) -> str:
     return "m" + hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def own_source_model(model: dict, candidate: dict) -> dict | None:
+    """The model a transfer candidate's source must be pre-trained with, or None when the study's source model
+    (pre-trained with the config's ``model``) serves."""
+    merged = candidate_model(model, candidate)
+    return None if merged == model else merged
+
+
 def search_source_models(search: dict, model: dict) -> dict[str, dict]:
-    """``model_tag -> model`` of every transfer candidate with its own model (each needs its own source model)."""
-    models = [candidate_model(model, c) for c in search["candidates"].get("transfer", []) if MODEL_KEY in c]
-    return {model_tag(m): m for m in models}
+    """``model_tag -> model`` of the source models the search pre-trains itself (one per distinct model)."""
+    models = [own_source_model(model, c) for c in search["candidates"].get("transfer", [])]
+    return {model_tag(m): m for m in models if m is not None}
 
 
-def check_search(search: dict, regimes: list[str], sizes: list, training_keys: set[str],
-                 model: dict | None = None, model_schema: dict | None = None) -> None:
+def check_search(search: dict, regimes: list[str], sizes: list, training_keys: set[str], model: dict,
+                 model_schema: dict) -> None:
     """Raise ``ValueError`` naming the key when the search cannot give every regime an equal, useful budget.
 
-    With ``model`` and ``model_schema`` (the config's model section and its JSON schema) a candidate's model
+    ``model`` and ``model_schema`` are the config's model section and its JSON schema: a candidate's model
     overrides are validated as a whole model section."""
     candidates = search["candidates"]
     if set(candidates) != set(regimes):
@@ -110,20 +118,17 @@ def check_search(search: dict, regimes: list[str], sizes: list, training_keys: s
                          f"{sizes} (the search trains on that subset and its validation set)")
 
 
-def _check_model_overrides(where: str, overrides, model: dict | None, model_schema: dict | None) -> None:
+def _check_model_overrides(where: str, overrides, model: dict, model_schema: dict) -> None:
     if not isinstance(overrides, dict) or not overrides:
         raise ValueError(f"{where}: needs a mapping of model settings, e.g. {{n_atom_basis: 128}}, got {overrides!r}")
-    if model_schema is None:
-        return
     known = set(model_schema.get("properties", {}))
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"{where}: {unknown} are not model settings (known: {sorted(known)})")
     import jsonschema
 
-    merged = {**(model or {}), **overrides}
     try:
-        jsonschema.validate(merged, model_schema)
+        jsonschema.validate({**model, **overrides}, model_schema)
     except jsonschema.ValidationError as exc:
         key = ".".join(str(p) for p in exc.absolute_path)
         raise ValueError(f"{where}{'.' + key if key else ''}: {exc.message}") from None

@@ -254,21 +254,16 @@ def search_candidate(wildcards):
     return SEARCH["candidates"][wildcards.regime][int(wildcards.candidate)]
 
 
-def search_source_dir(dataset, element, tag):
-    """Source model pre-trained with a search candidate's own model (``tag``: mlp_transfer.hpsearch.model_tag)."""
-    return f"{RESULTS}/hpsearch/{dataset}/source/{element}/{tag}"
-
-
 def get_search_train_inputs(wildcards):
     """As a learning-curve run's inputs; a transfer candidate with its own model starts from a source model
     pre-trained with that model."""
-    from mlp_transfer.hpsearch import MODEL_KEY, candidate_model, model_tag
+    from mlp_transfer.hpsearch import model_tag, own_source_model
 
     inputs = train_inputs(wildcards, SEARCH["seed"])
-    candidate = search_candidate(wildcards)
-    if wildcards.regime == "transfer" and MODEL_KEY in candidate:
-        tag = model_tag(candidate_model(config["model"], candidate))
-        inputs["source_model"] = f"{search_source_dir(wildcards.dataset, wildcards.source, tag)}/model.pt"
+    model = own_source_model(config["model"], search_candidate(wildcards))
+    if wildcards.regime == "transfer" and model is not None:
+        inputs["source_model"] = (f"{RESULTS}/hpsearch/{wildcards.dataset}/source/{wildcards.source}/"
+                                  f"{model_tag(model)}/model.pt")
     return inputs
 
 
@@ -287,12 +282,8 @@ def search_training_params(wildcards):
             "training": regime_training_config(training, wildcards.regime)}
 
 
-def search_source_models():
-    """model tag -> model of the source models the search pre-trains itself (none without model candidates)."""
-    from mlp_transfer.hpsearch import search_source_models as models
-
-    return models(SEARCH, config["model"]) if SEARCH else {}
-
-
 def search_source_params(wildcards):
-    return source_training_params(search_source_models()[wildcards.model_tag])
+    """Pre-training settings of a source model the search trains itself (rule hpsearch_source)."""
+    from mlp_transfer.hpsearch import search_source_models
+
+    return source_training_params(search_source_models(SEARCH, config["model"])[wildcards.model_tag])

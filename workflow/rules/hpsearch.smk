@@ -28,12 +28,9 @@ if SEARCH:
         script:
             "../scripts/hpsearch_train.py"
 
-    # A transfer candidate with its own model (candidate key `model`) starts from a source model pre-trained
-    # with that model and the study's source-training settings; one per distinct model.
-    rule hpsearch_source:
-        input:
-            pool=f"{RESULTS}/data/{{dataset}}/{{element}}/train.extxyz",
-            splits=f"{RESULTS}/splits/{{dataset}}/{{element}}/source.json",
+    # A transfer candidate whose model differs from the study's starts from a source model pre-trained with that
+    # model and the study's source-training settings: train_source with another model, one per distinct model.
+    use rule train_source as hpsearch_source with:
         output:
             model=f"{RESULTS}/hpsearch/{{dataset}}/source/{{element}}/{{model_tag}}/model.pt",
             history=f"{RESULTS}/hpsearch/{{dataset}}/source/{{element}}/{{model_tag}}/history.csv",
@@ -46,15 +43,6 @@ if SEARCH:
             size=str(config["source_training"]["n_train"]),
             seed=config["source_training"]["seed"],
             settings=search_source_params,
-        threads: TRAINING["threads"]
-        resources:
-            mem_mb=config["resources"]["train_mem_mb"],
-            runtime=train_runtime,
-            gpu=USE_GPU,
-        conda:
-            "../../envs/environment.yaml"
-        script:
-            "../scripts/train.py"
 
     rule hpsearch_table:
         input:
