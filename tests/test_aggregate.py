@@ -325,3 +325,27 @@ def test_cli_duplicate_exit_code_2(results: Path, tmp_path: Path, capsys):
     csv = str(agg.discover_eval_csvs(results)[0])
     assert agg.cli(["--results", str(results), "--tables", str(tmp_path / "t"), "--plots", str(tmp_path / "p"), "--eval-csvs", csv, csv]) == 2
     assert csv in capsys.readouterr().err
+
+
+def test_cli_thresholds_default_to_the_configs(results: Path, tmp_path: Path):
+    """With --configfile and no --thresholds, the convergence table uses the config's thresholds, as the
+    workflow's aggregate rule does; --thresholds still overrides them."""
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "config" / "config.yaml").read_text())
+    config["learning_curve"].update(sizes=[10, 20, "all"], seeds=list(SEEDS), regimes=list(REGIMES))
+    config["aggregation"]["force_thresholds_mev_ang"] = [150, 70]
+    configfile = tmp_path / "study.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    common = ["--results", str(results), "--plots", str(tmp_path / "p"), "--configfile", str(configfile)]
+
+    assert agg.cli([*common, "--tables", str(tmp_path / "from_config")]) == 0
+    conv = pd.read_csv(tmp_path / "from_config" / "convergence_summary.csv")
+    assert list(dict.fromkeys(conv["criterion"])) == ["force_mae<=150", "force_mae<=70", "force_mae<=1.1*best"]
+    # scratch, seed 0: 150 is first reached at step 25, 70 at step 125 (59)
+    row = conv.query("regime == 'scratch' and n_train == 10 and criterion == 'force_mae<=70'").iloc[0]
+    assert row["n_reached"] == 2 and row["steps_to_threshold_mean"] == 125
+
+    assert agg.cli([*common, "--tables", str(tmp_path / "given"), "--thresholds", "100"]) == 0
+    given = pd.read_csv(tmp_path / "given" / "convergence_summary.csv")
+    assert set(given["criterion"]) == {"force_mae<=100", "force_mae<=1.1*best"}

@@ -905,7 +905,7 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default="results", help="results root to search for finished runs (default: results)")
     parser.add_argument("--tables", default=None, help="output folder for tables (default: RESULTS/tables)")
     parser.add_argument("--plots", default=None, help="output folder for plots (default: RESULTS/plots)")
-    parser.add_argument("--thresholds", nargs="+", type=float, default=list(DEFAULT_THRESHOLDS), help="absolute validation force-MAE thresholds in meV/Å (default: 100 75 60)")
+    parser.add_argument("--thresholds", nargs="+", type=float, default=None, help="absolute validation force-MAE thresholds in meV/Å (default: the config's aggregation.force_thresholds_mev_ang with --configfile, as the workflow's aggregate rule uses; else 100 75 60)")
     parser.add_argument("--relative-tolerance", type=float, default=DEFAULT_RELATIVE_TOLERANCE, help="relative criterion: within this fraction of each run's best (default: 0.10)")
     parser.add_argument("--baseline", default=BASELINE_REGIME, help="regime the others are compared with (default: scratch)")
     parser.add_argument("--eval-csvs", nargs="+", default=None, help="explicit evaluation CSVs (default: discover under RESULTS/eval)")
@@ -916,6 +916,7 @@ def cli(argv: list[str] | None = None) -> int:
     results = Path(args.results)
     try:
         expected, published = None, None
+        thresholds = args.thresholds if args.thresholds is not None else list(DEFAULT_THRESHOLDS)
         if args.configfile is not None:
             from mlp_transfer.config import ConfigError, load_config
 
@@ -923,6 +924,8 @@ def cli(argv: list[str] | None = None) -> int:
                 config = load_config(args.configfile)
                 expected = expected_runs(config)
                 published = config["aggregation"].get("published_errors")
+                if args.thresholds is None:
+                    thresholds = config["aggregation"]["force_thresholds_mev_ang"]
             except ConfigError as exc:
                 raise AggregateError(str(exc)) from None
         elif args.eval_csvs is None:
@@ -934,7 +937,7 @@ def cli(argv: list[str] | None = None) -> int:
             Path(args.plots) if args.plots else results / "plots",
             eval_csvs=args.eval_csvs,
             histories=args.histories,
-            thresholds=args.thresholds,
+            thresholds=thresholds,
             relative_tolerance=args.relative_tolerance,
             baseline=args.baseline,
             expected=expected,
@@ -949,10 +952,6 @@ def cli(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(cli())
-
-
 def source_model_table(eval_csvs: Sequence[str | os.PathLike], out_csv: str | os.PathLike) -> pd.DataFrame:
     """Errors of the pre-trained source models on their own element's test sets, one row per test set."""
     if not eval_csvs:
@@ -960,3 +959,7 @@ def source_model_table(eval_csvs: Sequence[str | os.PathLike], out_csv: str | os
     table = pd.concat([pd.read_csv(path) for path in eval_csvs], ignore_index=True)
     _write_csv(table, Path(out_csv))
     return table
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
