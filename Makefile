@@ -53,3 +53,5 @@ dryrun: setup
 
 tables: setup
 	$(BIN)/mlp-transfer aggregate --results results --configfile config/config.yaml
+	if [ -d results/md ]; then $(BIN)/mlp-transfer md-aggregate --results results; fi
+	if [ -d results/properties ]; then $(BIN)/mlp-transfer properties-aggregate --results results; fi

@@ -21,6 +21,7 @@ from mlp_transfer.properties import (PROPERTIES, compute_properties, diamond, el
                                      reference_properties, run_model_properties, vacancy_formation_energy,
                                      write_reference)
 from mlp_transfer.properties_aggregate import aggregate_properties, split_plot_paths
+from mlp_transfer.properties_aggregate import cli as properties_aggregate_cli
 from mlp_transfer.reference import sw_calculator, sw_lattice_constant, sw_parameters
 from mlp_transfer.train import Trainer, TrainSettings
 
@@ -221,6 +222,40 @@ def test_aggregation_on_synthetic_tables(tmp_path):
     assert "| 8 | 0.01 ± 0.014 | -0.05 ± 0 | 0.20 |" in md
     for path in plots.values():
         assert path.stat().st_size > 1000
+
+
+def test_cli_rebuilds_tables_from_the_finished_runs(tmp_path, capsys):
+    """``mlp-transfer properties-aggregate`` finds the workflow's per-model tables itself; bad ones are named."""
+    root = tmp_path / "results" / "properties" / "sw"
+    for path in _synthetic_tables(tmp_path):
+        row = pd.read_csv(path).iloc[0]
+        table = root / "Si-Ge" / row["regime"] / f"n{row['n_train']}" / f"seed{row['seed']}.csv"
+        table.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(table)
+        table.with_suffix(".json").write_text(json.dumps({"dataset": "sw", "target": "Ge", "regime": row["regime"],
+                                                          "n_train": int(row["n_train"])}))
+    (root / "reference").mkdir()
+    (root / "reference" / "Ge.json").write_text(json.dumps({"element": "Ge"}))
+    results = tmp_path / "results"
+    assert properties_aggregate_cli(["--results", str(results)]) == 0
+    summary = pd.read_csv(results / "tables" / "properties_summary.csv")
+    assert len(summary) == 8 and set(summary["n_seeds"]) == {0, 2}
+    assert "| 2 | 0.02 ± 0.014 | 0.2 ± 0.14 | 0.10 |" in (results / "tables" / "properties_summary.md").read_text()
+    assert sorted(p.name for p in (results / "plots").iterdir()) == ["properties_C11.png",
+                                                                     "properties_lattice_constant.png"]
+
+    spectra = root / "Si-Ge" / "scratch" / "n8" / "seed1.json"
+    spectra.unlink()  # a property run that did not finish
+    assert properties_aggregate_cli(["--results", str(results)]) == 1
+    assert str(spectra) in capsys.readouterr().err
+    spectra.write_text("{}")
+    broken = root / "Si-Ge" / "transfer" / "n2" / "seed0.csv"
+    broken.write_text("dataset,source\nsw,Si\n")
+    assert properties_aggregate_cli(["--results", str(results)]) == 1
+    error = capsys.readouterr().err
+    assert str(broken) in error and "missing column" in error
+    assert properties_aggregate_cli(["--results", str(tmp_path / "empty")]) == 1
+    assert "no finished property tables" in capsys.readouterr().err
 
 
 def test_split_plot_paths():

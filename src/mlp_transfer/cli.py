@@ -19,6 +19,8 @@ STAGES = {
     "md-structure": ("mlp_transfer.structure", "RDF/ADF of MD trajectories and their distance to the reference"),
     "md-aggregate": ("mlp_transfer.md_aggregate", "Stability and structure tables and plots from MD runs"),
     "properties": ("mlp_transfer.properties", "Lattice constant, EOS, elastic constants, vacancy, phonons"),
+    "properties-aggregate": ("mlp_transfer.properties_aggregate",
+                             "Property tables and plots from finished property runs"),
     "plan": ("mlp_transfer.plan", "Dry-run a study: jobs per rule, SLURM and GPU jobs it would submit"),
     "launch": ("mlp_transfer.launch", "Submit the Snakemake controller as a requeueable SLURM job (submitit)"),
 }
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in {"-h", "--help"} or argv[0] not in STAGES:
         print("usage: mlp-transfer <stage> [options]\n\nstages:")
         for name, (_, help_text) in STAGES.items():
-            print(f"  {name:<14} {help_text}")
+            print(f"  {name:<20} {help_text}")
         return 0 if argv and argv[0] in {"-h", "--help"} else 2
     module = importlib.import_module(STAGES[argv[0]][0])
     return module.cli(argv[1:]) or 0

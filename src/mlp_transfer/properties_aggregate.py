@@ -13,19 +13,25 @@ and the per-model JSONs with phonon spectra. Outputs:
   points, mean as a line, zero (the reference) as a dashed line;
 - ``properties_phonon_bands.png``: reference phonon bands (black) against every model's at the smallest
   and the largest training size, one colour per regime.
+
+Command line (rebuilds the tables from whatever models have finished, e.g. while a study is still running)::
+
+    mlp-transfer properties-aggregate --results results [--tables DIR] [--plots DIR]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mlp_transfer.io import atomic_path, write_csv, write_text
-from mlp_transfer.properties import PROPERTIES
+from mlp_transfer.properties import PROPERTIES, TABLE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +43,22 @@ def _std(x: pd.Series) -> float:
     return float(x.std(ddof=1)) if x.notna().sum() > 1 else 0.0 if x.notna().sum() == 1 else np.nan
 
 
+COLUMNS = ["dataset", "source", "target", "regime", "seed", "n_train", *TABLE_COLUMNS]
+
+
+def _read_table(path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, keep_default_na=True)
+    except (OSError, ValueError) as exc:  # pandas' parser errors are ValueErrors
+        raise ValueError(f"{path}: unreadable property table ({exc})") from exc
+    missing = [column for column in COLUMNS if column not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: not a property table, missing column(s) {missing}")
+    return frame
+
+
 def collect(csvs) -> pd.DataFrame:
-    frames = [pd.read_csv(path, keep_default_na=True) for path in csvs]
+    frames = [_read_table(path) for path in csvs]
     if not frames:
         raise ValueError("no property tables to aggregate")
     table = pd.concat(frames, ignore_index=True)
@@ -228,3 +248,51 @@ def split_plot_paths(paths) -> tuple[dict, str | None]:
         else:
             raise ValueError(f"unexpected property plot path {path}")
     return plots, band_plot
+
+
+def discover(results: str | Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """Finished per-model property tables, their spectra and the reference JSONs under ``results/properties``.
+
+    The layout is the workflow's: ``properties/{dataset}/{source}-{target}/{regime}/n{size}/seed{seed}.csv``
+    (+ ``.json``) and ``properties/{dataset}/reference/{element}.json``. A table without its spectra means a
+    model whose property run did not finish; that is an error rather than a silently thinner table.
+    """
+    root = Path(results) / "properties"
+    tables = sorted(root.glob("*/*-*/*/n*/seed*.csv"))
+    spectra = [table.with_suffix(".json") for table in tables]
+    missing = [str(path) for path in spectra if not path.is_file()]
+    if missing:
+        raise ValueError(f"property table(s) without their spectra JSON (unfinished run?): {missing}")
+    return tables, spectra, sorted(root.glob("*/reference/*.json"))
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlp-transfer properties-aggregate",
+                                     description="Rebuild the property tables and plots from finished models")
+    parser.add_argument("--results", default="results", help="results folder (property runs under properties/)")
+    parser.add_argument("--tables", help="default: RESULTS/tables")
+    parser.add_argument("--plots", help="default: RESULTS/plots")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    results = Path(args.results)
+    tables_dir, plots_dir = Path(args.tables or results / "tables"), Path(args.plots or results / "plots")
+    try:
+        tables, spectra, references = discover(results)
+        if not tables:
+            raise ValueError(f"{results / 'properties'}: no finished property tables")
+        table = collect(tables)
+        names = [name for name in PROPERTIES if name in set(table["property"])]
+        plots = {name: plots_dir / f"properties_{name}.png" for name in names}
+        has_bands = any(PROPERTIES[name][0] == "phonons" for name in names)
+        aggregate_properties(tables, spectra, references, tables_dir / "properties.csv",
+                             tables_dir / "properties_summary.csv", tables_dir / "properties_summary.md", plots,
+                             plots_dir / BAND_PLOT_NAME if has_bands else None)
+    except ValueError as exc:
+        print(f"mlp-transfer properties-aggregate: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(tables)} model(s) -> {tables_dir / 'properties_summary.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
