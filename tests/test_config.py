@@ -98,6 +98,20 @@ def test_unknown_nested_training_key(tiny, load):
         load(tiny)
 
 
+@pytest.mark.parametrize("clip", [0, -1.0, "large"])
+def test_bad_gradient_clip_norm(tiny, load, clip):
+    tiny["training"]["gradient_clip_norm"] = clip
+    with pytest.raises(ConfigError, match="gradient_clip_norm"):
+        load(tiny)
+
+
+def test_gradient_clip_norm_has_no_default(tiny, load):
+    """Absent means off and stays absent, so the run fingerprints of configs without it do not change."""
+    assert "gradient_clip_norm" not in load(tiny)["training"]
+    tiny["training"]["gradient_clip_norm"] = 5.0
+    assert load(tiny)["training"]["gradient_clip_norm"] == 5.0
+
+
 # -------------------------------------------------------------------------------------- cross-references
 
 def test_pair_with_unknown_dataset(tiny, load):

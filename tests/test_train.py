@@ -469,6 +469,40 @@ def test_ema_decay_zero_is_the_plain_run(train):
     pd.testing.assert_frame_equal(plain.drop(columns="wall_time_s"), zero.drop(columns="wall_time_s"))
 
 
+# ------------------------------------------------------------------------------------------ gradient clipping
+
+def _record_gradient_norms(monkeypatch) -> list:
+    """Global gradient norm the optimiser sees at each of its steps."""
+    norms, step = [], torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    return norms
+
+
+def test_gradient_clipping_bounds_every_step(train, monkeypatch):
+    unclipped = _record_gradient_norms(monkeypatch)
+    _, _, plain = train("plain")
+    clip = float(np.median(unclipped)) / 2  # active on most steps
+    monkeypatch.undo()
+    clipped = _record_gradient_norms(monkeypatch)
+    _, summary, history = train("clipped", config=training_config(gradient_clip_norm=clip))
+    assert len(clipped) == summary["stopped_step"] > 0
+    assert max(clipped) <= clip * (1 + 1e-5)
+    assert not history["val_loss"].iloc[1:].equals(plain["val_loss"].iloc[1:])
+
+
+def test_loose_gradient_clipping_is_the_plain_run(train):
+    """A bound no gradient reaches changes nothing: clipping is the only thing the setting does."""
+    _, _, plain = train("plain")
+    _, _, loose = train("loose", config=training_config(gradient_clip_norm=1e12))
+    pd.testing.assert_frame_equal(plain.drop(columns="wall_time_s"), loose.drop(columns="wall_time_s"))
+
+
 def test_ema_resume_mid_run_reproduces_values(train, monkeypatch):
     """The average is checkpointed: a run killed mid-way and resumed gives the uninterrupted run's values."""
     config = training_config(max_steps=20, ema_decay=0.9)

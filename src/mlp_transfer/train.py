@@ -74,6 +74,7 @@ class TrainSettings:
     lr_patience: int = 4
     min_lr: float = 1e-5
     ema_decay: float = 0.0
+    gradient_clip_norm: float | None = None
     threads: int = 1
     device: str = "cpu"
 
@@ -276,6 +277,9 @@ class Trainer:
                 loss = s.energy_weight * (e_err ** 2).mean() + s.forces_weight * (f_err ** 2).mean()
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if s.gradient_clip_norm is not None:
+                    # An outlier batch then enters the optimiser (and its moment estimates) with a bounded gradient.
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.gradient_clip_norm)
                 self.optimizer.step()
                 if self.ema is not None:
                     self.ema.update_parameters(self.model)
