@@ -349,3 +349,16 @@ def test_cli_thresholds_default_to_the_configs(results: Path, tmp_path: Path):
     assert agg.cli([*common, "--tables", str(tmp_path / "given"), "--thresholds", "100"]) == 0
     given = pd.read_csv(tmp_path / "given" / "convergence_summary.csv")
     assert set(given["criterion"]) == {"force_mae<=100", "force_mae<=1.1*best"}
+
+
+def test_cli_without_config_uses_the_schemas_thresholds(results: Path, tmp_path: Path):
+    """One default for the workflow and the bare command: the schema's aggregation.force_thresholds_mev_ang."""
+    import yaml
+
+    from mlp_transfer.config import SCHEMA_PATH
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    default = schema["properties"]["aggregation"]["properties"]["force_thresholds_mev_ang"]["default"]
+    assert agg.cli(["--results", str(results), "--tables", str(tmp_path / "t"), "--plots", str(tmp_path / "p")]) == 0
+    conv = pd.read_csv(tmp_path / "t" / "convergence_summary.csv")
+    assert list(dict.fromkeys(conv["criterion"])) == [*(f"force_mae<={x:g}" for x in default), "force_mae<=1.1*best"]

@@ -72,6 +72,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogFormatter, NullFormatter, ScalarFormatter  # noqa: E402
 
+from mlp_transfer.config import schema_default  # noqa: E402
 from mlp_transfer.io import atomic_path, write_csv  # noqa: E402
 from mlp_transfer.published import anchors  # noqa: E402
 
@@ -85,7 +86,8 @@ PAIR_KEYS = ["dataset", "source", "target"]
 HISTORY_COLUMNS = ["step", "wall_time_s", "val_force_mae_mev_ang"]
 STRING_KEYS = ["dataset", "source", "target", "regime", "test_set"]
 
-DEFAULT_THRESHOLDS = (100.0, 75.0, 60.0)
+# Without a config the workflow's own default applies (one source: the schema).
+DEFAULT_THRESHOLDS = tuple(float(x) for x in schema_default("aggregation", "force_thresholds_mev_ang"))
 DEFAULT_RELATIVE_TOLERANCE = 0.10
 BASELINE_REGIME = "scratch"
 # Preferred plotting/legend order; any other regime is appended alphabetically (nothing hard-codes two).
@@ -905,7 +907,7 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default="results", help="results root to search for finished runs (default: results)")
     parser.add_argument("--tables", default=None, help="output folder for tables (default: RESULTS/tables)")
     parser.add_argument("--plots", default=None, help="output folder for plots (default: RESULTS/plots)")
-    parser.add_argument("--thresholds", nargs="+", type=float, default=None, help="absolute validation force-MAE thresholds in meV/Å (default: the config's aggregation.force_thresholds_mev_ang with --configfile, as the workflow's aggregate rule uses; else 100 75 60)")
+    parser.add_argument("--thresholds", nargs="+", type=float, default=None, help="absolute validation force-MAE thresholds in meV/Å (default: the config's aggregation.force_thresholds_mev_ang with --configfile, as the workflow's aggregate rule uses; else the schema's default, %s)" % " ".join(f"{x:g}" for x in DEFAULT_THRESHOLDS))
     parser.add_argument("--relative-tolerance", type=float, default=DEFAULT_RELATIVE_TOLERANCE, help="relative criterion: within this fraction of each run's best (default: 0.10)")
     parser.add_argument("--baseline", default=BASELINE_REGIME, help="regime the others are compared with (default: scratch)")
     parser.add_argument("--eval-csvs", nargs="+", default=None, help="explicit evaluation CSVs (default: discover under RESULTS/eval)")

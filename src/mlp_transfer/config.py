@@ -14,6 +14,17 @@ import yaml
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
+def schema_default(*keys: str):
+    """The schema's default of the config key at ``keys`` (e.g. ``"aggregation", "force_thresholds_mev_ang"``).
+
+    Command-line stages run without a config use it, so they and the workflow share one default.
+    """
+    node = yaml.safe_load(SCHEMA_PATH.read_text())
+    for key in keys:
+        node = node["properties"][key]
+    return node["default"]
+
+
 class ConfigError(ValueError):
     """The configuration is inconsistent; the message names the key."""
 
