@@ -218,9 +218,13 @@ def _draw_bands(ax, bands: dict, colour: str, width: float, label: str | None) -
 
 
 def aggregate_properties(csvs, model_jsons, reference_jsons, out_table: str | Path, out_summary: str | Path,
-                         out_markdown: str | Path, plots: dict, band_plot: str | Path | None = None) -> pd.DataFrame:
-    """Write the property tables and plots; ``plots`` maps property name -> PNG path."""
-    table = collect(csvs)
+                         out_markdown: str | Path, plots: dict, band_plot: str | Path | None = None,
+                         table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Write the property tables and plots; ``plots`` maps property name -> PNG path.
+
+    ``table``: ``collect(csvs)`` where the caller has already read it.
+    """
+    table = collect(csvs) if table is None else table
     write_csv(table, out_table)
     summary = summarise(table)
     write_csv(summary, out_summary)
@@ -286,7 +290,7 @@ def cli(argv: list[str] | None = None) -> int:
         has_bands = any(PROPERTIES[name][0] == "phonons" for name in names)
         aggregate_properties(tables, spectra, references, tables_dir / "properties.csv",
                              tables_dir / "properties_summary.csv", tables_dir / "properties_summary.md", plots,
-                             plots_dir / BAND_PLOT_NAME if has_bands else None)
+                             plots_dir / BAND_PLOT_NAME if has_bands else None, table=table)
     except ValueError as exc:
         print(f"mlp-transfer properties-aggregate: error: {exc}", file=sys.stderr)
         return 1
