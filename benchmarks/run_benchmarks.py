@@ -3,12 +3,14 @@
     .venv/bin/python benchmarks/run_benchmarks.py                 # all sections, default sizes (~15 min)
     .venv/bin/python benchmarks/run_benchmarks.py --only training --repeats 3
     .venv/bin/python benchmarks/run_benchmarks.py --quick         # tiny sizes: checks the code paths only
+    .venv/bin/python benchmarks/run_benchmarks.py --only md --device cuda --replicas 1 4 16 64   # GPU MD
 
 Sections (``--only``, repeatable): ``training`` (workflow ``Trainer`` vs schnetpack's ``spktrain`` CLI on the
 same frames, model, hyper-parameters and threads), ``ablation`` (step-time breakdown of the workflow's training
 step and the speed-up ideas measured one by one), ``inference`` (energy+forces atoms/s, 64 and 512 atoms, vs
 ``SpkCalculator``), ``md`` (the workflow's MD engine vs ASE Langevin + ``SpkCalculator``, 64 and 512 atoms,
-1 and 2 batched replicas), ``planning`` (``benchmarks/plan_benchmark.py``'s dry run of config/paper.yaml).
+1 and 2 batched replicas; ``--device cuda`` runs both engines on the GPU and reports wall-time figures
+only), ``planning`` (``benchmarks/plan_benchmark.py``'s dry run of config/paper.yaml).
 Compared variants run interleaved (A, B, A, B, ...) so that load from other jobs on a shared machine hits
 both; every figure is reported as median and [min, max] over ``--repeats``.
 
@@ -562,25 +564,29 @@ def bench_md(args, results: dict) -> None:
             replica_rates = {f"workflow_{r}_replicas": [] for r in args.replicas if r > 1}
             # CPU ms per step (stable on a shared machine, unlike wall time) and the bound of both engines:
             # one bare energy+forces call of the same model on the same cell (exact-cutoff neighbour list).
+            # On CUDA the CPU time of the host process says nothing about the step: wall time only there.
+            on_cpu = args.device == "cpu"
             cpu_ms = {"workflow_1_replica": [], "ase_spkcalculator": [], "model_call": []}
-            bare = model_call_cpu_ms(path, atoms, model_cfg["cutoff"], md_cfg, n_calls=max(10, n_steps // 2))
+            bare = model_call_cpu_ms(path, atoms, model_cfg["cutoff"], md_cfg, n_calls=max(10, n_steps // 2)) \
+                if on_cpu else None
             for rep in range(args.repeats):
-                cpu_ms["model_call"].append(bare())
+                if on_cpu:
+                    cpu_ms["model_call"].append(bare())
                 for r in [1] + [r for r in args.replicas if r > 1]:
                     settings = wmd.MDSettings.from_config({**md_cfg, "n_steps": n_steps, "replicas": r,
                                                            "supercell": supercell, "threads": args.threads,
-                                                           "temperatures": [temperature], "device": "cpu"})
+                                                           "temperatures": [temperature], "device": args.device})
                     calc = wmd.make_calculator(model_path=path, element=ELEMENT, cutoff=model_cfg["cutoff"],
                                                settings=settings)
                     records = wmd.simulate(calc, atoms, temperature, settings, tmp / f"md{rep}_{r}.h5", nn)
                     steps_per_s = records[0]["steps_per_s"]
-                    if r == 1:
+                    if r == 1 and on_cpu:
                         cpu_ms["workflow_1_replica"].append(1e3 * records[0]["cpu_s"] / n_steps)
                     key = "workflow_1_replica" if r == 1 else f"workflow_{r}_replicas"
                     (rates if r == 1 else replica_rates)[key].append(steps_per_s)
                 # ASE baseline: Langevin + SpkCalculator, same model, precision, timestep and temperature
                 spk = SpkCalculator(str(path), neighbor_list=MatScipyNeighborList(cutoff=model_cfg["cutoff"]),
-                                    energy_unit="eV", position_unit="Angstrom",
+                                    energy_unit="eV", position_unit="Angstrom", device=args.device,
                                     dtype=torch.float32 if int(md_cfg.get("precision", 32)) == 32 else torch.float64)
                 system = atoms.copy()
                 system.calc = spk
@@ -592,7 +598,8 @@ def bench_md(args, results: dict) -> None:
                 start, start_cpu = time.perf_counter(), time.process_time()
                 dyn.run(n_steps)
                 rates["ase_spkcalculator"].append(n_steps / (time.perf_counter() - start))
-                cpu_ms["ase_spkcalculator"].append(1e3 * (time.process_time() - start_cpu) / n_steps)
+                if on_cpu:
+                    cpu_ms["ase_spkcalculator"].append(1e3 * (time.process_time() - start_cpu) / n_steps)
             n_atoms = len(atoms)
             entry = {"n_steps": n_steps, "timestep_fs": dt}
             for key, values in {**rates, **replica_rates}.items():
@@ -602,12 +609,13 @@ def bench_md(args, results: dict) -> None:
                               "replica_steps_per_s": spread([v * n_rep for v in values])}
             entry["ratio_workflow_vs_ase"] = spread([a / b for a, b in zip(rates["workflow_1_replica"],
                                                                           rates["ase_spkcalculator"])])
-            entry["cpu_ms_per_step"] = {key: spread(values) for key, values in cpu_ms.items()}
-            entry["ratio_workflow_vs_ase_cpu"] = spread([b / a for a, b in zip(cpu_ms["workflow_1_replica"],
-                                                                             cpu_ms["ase_spkcalculator"])])
-            # No engine can step faster than one model call: ASE's step over that call bounds any speed-up
-            entry["ceiling_ratio_vs_ase_cpu"] = spread([b / m for b, m in zip(cpu_ms["ase_spkcalculator"],
-                                                                            cpu_ms["model_call"])])
+            if on_cpu:
+                entry["cpu_ms_per_step"] = {key: spread(values) for key, values in cpu_ms.items()}
+                entry["ratio_workflow_vs_ase_cpu"] = spread([b / a for a, b in zip(cpu_ms["workflow_1_replica"],
+                                                                                 cpu_ms["ase_spkcalculator"])])
+                # No engine can step faster than one model call: ASE's step over that call bounds any speed-up
+                entry["ceiling_ratio_vs_ase_cpu"] = spread([b / m for b, m in zip(cpu_ms["ase_spkcalculator"],
+                                                                                cpu_ms["model_call"])])
             for key, values in replica_rates.items():
                 n_rep = int(key.split("_")[1])
                 entry[f"ratio_{key}_replica_steps_vs_ase"] = spread(
@@ -618,7 +626,8 @@ def bench_md(args, results: dict) -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     results["md"] = {"threads": args.threads, "temperature_K": temperature, "precision": md_cfg.get("precision"),
-                     "device": "cpu", "cuda_available": torch.cuda.is_available(), **out}
+                     "device": args.device, "cuda_available": torch.cuda.is_available(),
+                     "cuda_device": torch.cuda.get_device_name(0) if args.device == "cuda" else None, **out}
 
 
 # -- planning --------------------------------------------------------------------------------------------
@@ -722,16 +731,19 @@ def markdown(results: dict) -> str:
                         ratio = fmt(v[f"ratio_{key}_replica_steps_vs_ase"], 2) + " (replica-steps)"
                     lines.append(f"| {n} | {key} | {fmt(v[key]['steps_per_s'], 1)} | {fmt(v[key]['ns_per_day'], 2)} "
                                  f"| {fmt(v[key]['replica_steps_per_s'], 1)} | {ratio} |")
-        lines += ["", "CPU time per step (robust to other load on the machine) and the bound of any engine, one bare "
-                      "energy+forces call of the model:", "",
-                  "| atoms | workflow, CPU ms/step | ASE, CPU ms/step | model call, CPU ms | ratio (CPU) | "
-                  "ceiling: ASE step / model call |", "|---|---|---|---|---|---|"]
-        for n, v in md.items():
-            if isinstance(v, dict) and "cpu_ms_per_step" in v:
-                c = v["cpu_ms_per_step"]
-                lines.append(f"| {n} | {fmt(c['workflow_1_replica'], 2)} | {fmt(c['ase_spkcalculator'], 2)} | "
-                             f"{fmt(c['model_call'], 2)} | {fmt(v['ratio_workflow_vs_ase_cpu'], 2)} | "
-                             f"{fmt(v['ceiling_ratio_vs_ase_cpu'], 2)} |")
+        cpu_rows = [(n, v) for n, v in md.items() if isinstance(v, dict) and "cpu_ms_per_step" in v]
+        if cpu_rows:
+            lines += ["", "CPU time per step (robust to other load on the machine) and the bound of any engine, one "
+                          "bare energy+forces call of the model:", "",
+                      "| atoms | workflow, CPU ms/step | ASE, CPU ms/step | model call, CPU ms | ratio (CPU) | "
+                      "ceiling: ASE step / model call |", "|---|---|---|---|---|---|"]
+        for n, v in cpu_rows:
+            c = v["cpu_ms_per_step"]
+            lines.append(f"| {n} | {fmt(c['workflow_1_replica'], 2)} | {fmt(c['ase_spkcalculator'], 2)} | "
+                         f"{fmt(c['model_call'], 2)} | {fmt(v['ratio_workflow_vs_ase_cpu'], 2)} | "
+                         f"{fmt(v['ceiling_ratio_vs_ase_cpu'], 2)} |")
+        if md.get("cuda_device"):
+            lines += ["", f"GPU: {md['cuda_device']}."]
         lines.append("")
     if "planning" in results:
         p = results["planning"]
@@ -758,6 +770,8 @@ def parse_args(argv=None):
     p.add_argument("--supercells", type=int, nargs="+", default=[2, 4], help="2: 64 atoms, 4: 512 atoms")
     p.add_argument("--md-steps", type=int, default=200, help="steps at 64 atoms (512 atoms: 1/8 of it)")
     p.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="device of the MD section (both engines); the other sections run on the CPU")
     p.add_argument("--skip-compile", action="store_true",
                    help="leave out the torch.compile variant of the ablation (its compilation takes minutes)")
     p.add_argument("--plan-config", default=str(REPO / "config" / "paper.yaml"))
@@ -765,6 +779,8 @@ def parse_args(argv=None):
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "benchmarks"),
                    help="output stem: writes STEM.json and STEM.md")
     args = p.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: torch sees no CUDA device on this machine")
     if args.quick:
         args.repeats, args.train_frames, args.val_frames, args.test_frames = 1, 4, 2, 2
         args.epochs, args.ablation_steps, args.inference_frames = 1, 3, 1

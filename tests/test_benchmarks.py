@@ -64,3 +64,13 @@ def test_compare_main_job_sums_stages(tmp_path, capsys):
     assert "0.75" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="no benchmark files"):
         module.stage_costs(tmp_path / "missing")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_md_benchmark_without_cuda_is_a_usage_error(tmp_path, capsys):
+    bench = _load()
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--quick", "--only", "md", "--device", "cuda", "--out", str(tmp_path / "bench")])
+    assert stop.value.code == 2
+    assert "torch sees no CUDA device" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -1,0 +1,82 @@
+"""The CUDA paths (training and MD with ``device: cuda``) against the CPU paths on the same inputs.
+
+Skipped on machines without CUDA (CI has none); run them where a GPU is available with
+``pytest tests/test_cuda.py`` (``benchmarks/device/gpu_check.sh`` does, next to the GPU MD benchmark).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from mlp_transfer import md
+from mlp_transfer.models import build_model, load_model, save_model
+from mlp_transfer.splits import write_splits
+from mlp_transfer.stability import StabilityCriteria
+from mlp_transfer.train import run_training
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+TRAINING = {"batch_size": 3, "lr": 5e-3, "transfer_lr": 2e-4, "max_steps": 20, "val_interval": 5,
+            "early_stopping": {"patience": 100, "min_rel_improvement": 0.0},
+            "lr_schedule": {"factor": 0.5, "patience": 100, "min_lr": 1e-6}, "threads": 1}
+
+
+@pytest.fixture(scope="module")
+def runs(sw_pools, tiny_model_config, tmp_path_factory):
+    """The same scratch run (seed, data, steps) on the CPU and on CUDA."""
+    directory = tmp_path_factory.mktemp("cuda_runs")
+    splits = directory / "Si.json"
+    write_splits(sw_pools["Si"], splits, ["all"], n_validation=3, seed=0)
+    out = {}
+    for device in ("cpu", "cuda"):
+        run = directory / device
+        summary = run_training(regime="scratch", pool=sw_pools["Si"], splits=splits, size="all", element="Si",
+                               seed=0, model_config=tiny_model_config,
+                               training_config={**TRAINING, "device": device}, out_model=run / "model.pt",
+                               out_history=run / "history.csv", out_summary=run / "summary.json")
+        out[device] = (run, summary, pd.read_csv(run / "history.csv"))
+    return out
+
+
+def test_cuda_training_follows_the_cpu_run(runs):
+    (_, cpu_summary, cpu), (_, gpu_summary, gpu) = runs["cpu"], runs["cuda"]
+    assert gpu_summary["device"] == "cuda" and cpu_summary["device"] == "cpu"
+    assert list(gpu["step"]) == list(cpu["step"])
+    # same initial weights and batches: the first validation agrees to float32 round-off
+    assert gpu["val_force_mae_mev_ang"].iloc[0] == pytest.approx(cpu["val_force_mae_mev_ang"].iloc[0], rel=1e-4)
+    # later steps differ only by the order of floating-point sums on the GPU
+    assert gpu["val_force_mae_mev_ang"].iloc[-1] == pytest.approx(cpu["val_force_mae_mev_ang"].iloc[-1], rel=0.02)
+    assert gpu["val_force_mae_mev_ang"].iloc[-1] < gpu["val_force_mae_mev_ang"].iloc[0]
+
+
+def test_model_trained_on_cuda_predicts_the_same_on_the_cpu(runs, make_sw_frames, tiny_model_config):
+    from mlp_transfer.evaluate import predict
+
+    run, _, _ = runs["cuda"]
+    frames = make_sw_frames("Si", 3, seed=11)
+    cutoff = tiny_model_config["cutoff"]
+    on_cpu = predict(load_model(run / "model.pt", "cpu"), frames, cutoff, batch_size=2)
+    on_gpu = predict(load_model(run / "model.pt", "cpu"), frames, cutoff, batch_size=2, device="cuda")
+    assert on_cpu[0] == pytest.approx(on_gpu[0], rel=1e-5)
+    for f_cpu, f_gpu in zip(on_cpu[1], on_gpu[1]):
+        assert abs(f_cpu - f_gpu).max() < 1e-4
+
+
+def test_md_on_cuda_runs_batched_replicas(tmp_path, tiny_model_config):
+    torch.manual_seed(0)
+    path = tmp_path / "model.pt"
+    save_model(build_model(**tiny_model_config), path)
+    (tmp_path / "summary.json").write_text(json.dumps({"n_train": 5}))
+    settings = md.MDSettings(temperatures=(300.0,), supercell=2, n_steps=30, replicas=8, log_interval=5,
+                             precision=32, device="cuda",
+                             stability=StabilityCriteria(equilibration_steps=10, temperature_window=10))
+    table = md.run_md_job(element="Ge", settings=settings, out_h5=[tmp_path / "T300K.h5"],
+                          out_stability=tmp_path / "stability.csv", model_path=path,
+                          cutoff=tiny_model_config["cutoff"], summary_path=tmp_path / "summary.json")
+    assert len(table) == 8
+    assert set(table["device"].astype(str)) <= {"cuda", "cuda:0"}
+    assert (table["n_atoms"] == 64).all()
