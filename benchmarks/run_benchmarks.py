@@ -10,7 +10,9 @@ same frames, model, hyper-parameters and threads), ``ablation`` (step-time break
 step and the speed-up ideas measured one by one), ``inference`` (energy+forces atoms/s, 64 and 512 atoms, vs
 ``SpkCalculator``), ``md`` (the workflow's MD engine vs ASE Langevin + ``SpkCalculator``, 64 and 512 atoms,
 1 and 2 batched replicas; ``--device cuda`` runs both engines on the GPU and reports wall-time figures
-only), ``planning`` (``benchmarks/plan_benchmark.py``'s dry run of config/paper.yaml).
+only), ``planning`` (``benchmarks/plan_benchmark.py``'s dry run of config/paper.yaml), ``startup`` (the
+CPU seconds each job of the default main job pays before its own work: interpreter start and the imports of its
+rule script, times the number of such jobs in the default DAG).
 Compared variants run interleaved (A, B, A, B, ...) so that load from other jobs on a shared machine hits
 both; every figure is reported as median and [min, max] over ``--repeats``.
 
@@ -47,7 +49,7 @@ from mlp_transfer.evaluate import error_metrics, predict  # noqa: E402
 from mlp_transfer.reference import diamond_cell, sw_calculator  # noqa: E402
 from mlp_transfer.train import Trainer, TrainSettings, _loss_terms  # noqa: E402
 
-SECTIONS = ("training", "ablation", "inference", "md", "planning")
+SECTIONS = ("training", "ablation", "inference", "md", "planning", "startup")
 ELEMENT = "Ge"
 
 
@@ -643,6 +645,85 @@ def bench_planning(args, results: dict) -> None:
                            "gpu_jobs": result.gpu_jobs}
 
 
+# -- job startup -----------------------------------------------------------------------------------------
+# Runs in a fresh interpreter per rule script: Snakemake's script preamble and the script's top-level imports
+# (which pull in what the modules import at top level), plus schnetpack for the rules whose functions import it
+# inside (LAZY_SCHNETPACK_RULES); prints the process's own CPU seconds (user + system), interpreter start included.
+_STARTUP_PROBE = """
+import ast, resource, sys
+from pathlib import Path
+import snakemake.script
+tree = ast.parse(Path(sys.argv[1]).read_text())
+exec(compile(ast.Module([n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], []), "imports", "exec"))
+if sys.argv[2] == "1":
+    import schnetpack
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(usage.ru_utime + usage.ru_stime)
+"""
+LAZY_SCHNETPACK_RULES = {"properties_target"}  # mlp_transfer.properties imports schnetpack to load the model
+
+
+def rule_scripts() -> dict[str, Path]:
+    """Rule name -> the script it runs, read from workflow/rules/*.smk."""
+    import re
+
+    scripts = {}
+    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        text = smk.read_text()
+        starts = list(re.finditer(r"^\s*rule (\w+):", text, re.M))
+        for i, match in enumerate(starts):
+            body = text[match.end():starts[i + 1].start() if i + 1 < len(starts) else len(text)]
+            script = re.search(r'script:\s*\n\s*"([^"]+)"', body)
+            if script:
+                scripts[match.group(1)] = (smk.parent / script.group(1)).resolve()
+    return scripts
+
+
+def startup_cpu_seconds(script: Path, with_schnetpack: bool = False) -> float:
+    """CPU seconds a fresh interpreter spends on a rule script's preamble and imports (see _STARTUP_PROBE)."""
+    out = subprocess.run([sys.executable, "-c", _STARTUP_PROBE, str(script), str(int(with_schnetpack))],
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")}, check=True, capture_output=True,
+                         text=True).stdout
+    return float(out.split()[-1])
+
+
+def bench_startup(args, results: dict) -> None:
+    from mlp_transfer.plan import plan
+
+    with tempfile.TemporaryDirectory() as empty:  # nothing done yet: the whole default DAG
+        counts = {name: r.jobs for name, r in plan(str(REPO / "config" / "config.yaml"), directory=empty).rules.items()}
+    scripts = rule_scripts()
+    probes = sorted({(scripts[name], name in LAZY_SCHNETPACK_RULES) for name in counts if name in scripts})
+    cpu_of: dict[tuple, list] = {}
+    for _ in range(args.repeats):  # probes interleaved across repeats
+        for script, lazy in probes:
+            cpu_of.setdefault((script, lazy), []).append(startup_cpu_seconds(script, lazy))
+    bare = [resource_cpu_of([sys.executable, "-c", "pass"]) for _ in range(args.repeats)]
+    # What the model jobs' startup is made of: each library alone, in a fresh interpreter.
+    libraries = {lib: spread([resource_cpu_of([sys.executable, "-c", f"import {lib}"]) for _ in range(args.repeats)])
+                 for lib in ("torch", "pytorch_lightning", "schnetpack")}
+    rows = {}
+    for name, jobs in sorted(counts.items()):
+        if name in scripts:
+            cpu = spread(cpu_of[(scripts[name], name in LAZY_SCHNETPACK_RULES)])
+            rows[name] = {"jobs": jobs, "script": scripts[name].name, "cpu_s_per_job": cpu,
+                          "cpu_s_total": jobs * cpu["median"]}
+    results["startup"] = {"config": "config/config.yaml", "rules": rows, "bare_interpreter_cpu_s": spread(bare),
+                          "library_import_cpu_s": libraries,
+                          "jobs": sum(r["jobs"] for r in rows.values()),
+                          "cpu_s_total": sum(r["cpu_s_total"] for r in rows.values())}
+
+
+def resource_cpu_of(cmd: list[str]) -> float:
+    """CPU seconds (user + system) of one child process."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 # -- main job wall time (read, not run) -------------------------------------------------------------------
 def main_job_wall_time() -> dict:
     """Sum of per-rule wall times from a finished default run's Snakemake benchmark files, if present."""
@@ -749,6 +830,20 @@ def markdown(results: dict) -> str:
         p = results["planning"]
         lines += ["## Planning", "", f"`snakemake -n` of {Path(p['config']).name}: {fmt(p['dry_run_s'], 2)} s, "
                                      f"{p['jobs']} jobs ({p['slurm_jobs']} SLURM, {p['gpu_jobs']} GPU).", ""]
+    if "startup" in results:
+        st = results["startup"]
+        lines += ["## Job startup (default main job)", "",
+                  f"CPU seconds each job pays before its own work (interpreter, Snakemake's script preamble, imports "
+                  f"of its rule script; bare interpreter: {fmt(st['bare_interpreter_cpu_s'], 3)} s), times the jobs "
+                  f"of the default DAG ({st['config']}):", "",
+                  "| rule | script | jobs | CPU s per job | CPU s in all |", "|---|---|---|---|---|"]
+        for name, r in sorted(st["rules"].items(), key=lambda kv: -kv[1]["cpu_s_total"]):
+            lines.append(f"| {name} | {r['script']} | {r['jobs']} | {fmt(r['cpu_s_per_job'], 2)} | "
+                         f"{r['cpu_s_total']:.0f} |")
+        lines += [f"| all | | {st['jobs']} | | {st['cpu_s_total']:.0f} |", "",
+                  "Each library alone (fresh interpreter, CPU s): " + ", ".join(
+                      f"`import {lib}` {fmt(v, 2)}" for lib, v in st["library_import_cpu_s"].items())
+                  + " (schnetpack imports pytorch_lightning, which imports torch).", ""]
     mj = results.get("main_job", {})
     lines += ["## Main job (default config)", "", mj.get("status", "") +
               (f": {mj['n_jobs']} jobs, {mj['sum_job_s']:.0f} s summed" if "sum_job_s" in mj else ""), ""]
@@ -794,7 +889,7 @@ def main(argv=None) -> dict:
     results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), "cpu_pressure_start": cpu_pressure(),
                "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
     runners = {"training": bench_training, "ablation": bench_ablation, "inference": bench_inference,
-               "md": bench_md, "planning": bench_planning}
+               "md": bench_md, "planning": bench_planning, "startup": bench_startup}
     for name in SECTIONS:
         if name in sections:
             t0 = time.perf_counter()

@@ -74,3 +74,15 @@ def test_cuda_md_benchmark_without_cuda_is_a_usage_error(tmp_path, capsys):
     assert stop.value.code == 2
     assert "torch sees no CUDA device" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_startup_probe_reads_rule_scripts_and_measures_imports():
+    """The startup section maps rules to their scripts and times a fresh interpreter's imports of one."""
+    bench = _load()
+    scripts = bench.rule_scripts()
+    assert scripts["train_target"].name == "train.py" and scripts["md_reference"].name == "md_run.py"
+    assert all(path.is_file() for path in scripts.values())
+    light = bench.startup_cpu_seconds(scripts["split_source"])
+    assert 0 < light < 30
+    # properties_target loads the model with schnetpack inside a function: the probe adds that import
+    assert bench.startup_cpu_seconds(scripts["properties_reference"], with_schnetpack=True) > light
