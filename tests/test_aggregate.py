@@ -362,3 +362,77 @@ def test_cli_without_config_uses_the_schemas_thresholds(results: Path, tmp_path:
     assert agg.cli(["--results", str(results), "--tables", str(tmp_path / "t"), "--plots", str(tmp_path / "p")]) == 0
     conv = pd.read_csv(tmp_path / "t" / "convergence_summary.csv")
     assert list(dict.fromkeys(conv["criterion"])) == [*(f"force_mae<={x:g}" for x in default), "force_mae<=1.1*best"]
+
+
+def _grid() -> list[dict]:
+    config = {"pairs": [{"dataset": "sw", "source": "Si", "target": "Ge"}],
+              "learning_curve": {"sizes": list(SIZES), "seeds": list(SEEDS), "regimes": list(REGIMES)}}
+    return agg.expected_runs(config)
+
+
+def _move_runs(results: Path, to: Path, label: str, seed: int) -> None:
+    """Move one (size, seed)'s evaluations and models of both regimes from one results tree to another."""
+    for regime in REGIMES:
+        for part in (Path("eval") / "sw" / "Si-Ge" / regime / f"n{label}" / f"seed{seed}.csv",
+                     Path("models") / "sw" / "Si-Ge" / regime / f"n{label}" / f"seed{seed}"):
+            (to / part).parent.mkdir(parents=True, exist_ok=True)
+            (results / part).rename(to / part)
+
+
+def test_previous_tables_stand_in_for_runs_whose_raw_results_are_gone(results: Path, tmp_path: Path):
+    """Tables of a partial study plus the runs finished later (elsewhere) give the full study's tables."""
+    full = tmp_path / "full"
+    agg.aggregate(results, full, tmp_path / "p_full", thresholds=THRESHOLDS, expected=_grid())
+    later = tmp_path / "later"
+    _move_runs(results, later, "all", 1)
+    earlier = tmp_path / "earlier"
+    agg.aggregate(results, earlier, tmp_path / "p0", thresholds=THRESHOLDS, expected=_grid(), allow_partial=True)
+    assert len(pd.read_csv(earlier / "missing_runs.csv")) == 2
+    merged = tmp_path / "merged"
+    agg.aggregate(later, merged, tmp_path / "p1", thresholds=THRESHOLDS, expected=_grid(), previous=earlier)
+    assert not (merged / "missing_runs.csv").exists()
+    for name in ("learning_curve.csv", "summary.csv", "comparison.csv", "training_runs.csv",
+                 "convergence_runs.csv", "convergence_summary.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(merged / name), pd.read_csv(full / name), check_like=True)
+    assert "Convergence of" not in (merged / "convergence_summary.md").read_text()
+
+
+def test_previous_tables_without_convergence_runs_say_what_convergence_covers(results: Path, tmp_path: Path):
+    later = tmp_path / "later"
+    _move_runs(results, later, "all", 1)
+    earlier = tmp_path / "earlier"
+    agg.aggregate(results, earlier, tmp_path / "p0", thresholds=THRESHOLDS, expected=_grid(), allow_partial=True)
+    (earlier / "convergence_runs.csv").unlink()
+    merged = tmp_path / "merged"
+    assert agg.cli(["--results", str(later), "--tables", str(merged), "--plots", str(tmp_path / "p1"),
+                    "--thresholds", "100", "--configfile", str(_config_file(tmp_path)),
+                    "--previous", str(earlier)]) == 0
+    assert len(pd.read_csv(merged / "learning_curve.csv")) == len(REGIMES) * len(SIZES) * len(SEEDS) * 2
+    assert len(pd.read_csv(merged / "training_runs.csv")) == len(REGIMES) * len(SIZES) * len(SEEDS)
+    assert len(pd.read_csv(merged / "convergence_runs.csv")[agg.RUN_KEYS].drop_duplicates()) == 2
+    assert "Convergence of 2 of 12 runs" in (merged / "convergence_summary.md").read_text()
+
+
+def _config_file(tmp_path: Path) -> Path:
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "config" / "config.yaml").read_text())
+    config["learning_curve"].update(sizes=[10, 20, "all"], seeds=list(SEEDS), regimes=list(REGIMES))
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_previous_tables_refuse_a_run_found_twice_and_need_the_grid(results: Path, tmp_path: Path, capsys):
+    earlier = tmp_path / "earlier"
+    agg.aggregate(results, earlier, tmp_path / "p0", thresholds=THRESHOLDS, expected=_grid())
+    with pytest.raises(agg.AggregateError, match="also in .*learning_curve.csv"):
+        agg.aggregate(results, tmp_path / "t", tmp_path / "p", expected=_grid(), previous=earlier)
+    assert not (tmp_path / "t").exists()
+    assert agg.cli(["--results", str(results), "--tables", str(tmp_path / "t"), "--previous", str(earlier)]) == 2
+    assert "need the study's grid" in capsys.readouterr().err
+    smaller = [run for run in _grid() if run["size"] != "20"]
+    with pytest.raises(agg.AggregateError, match=r"transfer n_train=20 seed \d is not in the expected grid"):
+        agg.aggregate(tmp_path / "none", tmp_path / "t", tmp_path / "p", expected=smaller, previous=earlier)
+    with pytest.raises(agg.AggregateError, match="not found"):
+        agg.aggregate(results, tmp_path / "t", tmp_path / "p", expected=_grid(), previous=tmp_path / "nowhere")

@@ -59,7 +59,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -714,12 +714,16 @@ def inferred_grid(eval_csvs: Sequence[str | os.PathLike]) -> list[dict]:
 
 
 def check_grid(eval_csvs: Sequence[str | os.PathLike], expected: Sequence[dict], results_dir: str | os.PathLike,
-               allow_partial: bool, explicit: bool) -> tuple[list, pd.DataFrame]:
+               allow_partial: bool, explicit: bool, tabulated: Mapping[tuple, str] | None = None
+               ) -> tuple[list, pd.DataFrame]:
     """Compare finished runs with the expected grid; returns (eval CSVs to use, missing runs).
 
     Missing runs are an error unless ``allow_partial``. Runs outside the grid are an error when the
     CSVs were listed explicitly and are left out (they belong to another study) when discovered.
+    ``tabulated``: grid keys of runs that earlier tables already hold (:func:`previous_runs`) -> that table;
+    they count as finished, and a run both there and among the CSVs is an error (two results for one run).
     """
+    tabulated = dict(tabulated or {})
     by_key: dict = {}
     outside = []
     expected_keys = {_run_key(r) for r in expected}
@@ -727,11 +731,14 @@ def check_grid(eval_csvs: Sequence[str | os.PathLike], expected: Sequence[dict],
         run = eval_csv_run(path)
         if run is None or _run_key(run) not in expected_keys:
             outside.append(str(path))
+        elif _run_key(run) in tabulated:
+            raise AggregateError(f"{path}: this run is also in {tabulated[_run_key(run)]}; keep one of the two")
         else:
             by_key[_run_key(run)] = path
     if outside and explicit:
         raise AggregateError(f"{len(outside)} evaluation CSV(s) are not runs of the expected grid, e.g. {outside[0]}")
-    missing = [dict(zip(GRID_KEYS, key)) for key in sorted({_run_key(r) for r in expected} - set(by_key),
+    missing = [dict(zip(GRID_KEYS, key)) for key in sorted({_run_key(r) for r in expected} - set(by_key)
+                                                             - set(tabulated),
                                                              key=lambda k: (*k[:4], natural_key(k[4]), k[5]))]
     for run in missing:
         run["eval_csv"] = (Path(results_dir) / "eval" / run["dataset"] / f"{run['source']}-{run['target']}"
@@ -746,6 +753,65 @@ def check_grid(eval_csvs: Sequence[str | os.PathLike], expected: Sequence[dict],
             f"({listed}{more}); finish them (rerun the workflow) or pass --allow-partial to build tables "
             "that list them in missing_runs.csv")
     return [by_key[k] for k in sorted(by_key, key=lambda k: (*k[:4], natural_key(k[4]), k[5]))], missing_df
+
+
+def previous_runs(tables_dir: str | os.PathLike, expected: Sequence[dict]) -> dict[tuple, str]:
+    """Grid keys of the runs in an earlier aggregation's ``learning_curve.csv`` -> that file.
+
+    A run's size label is its ``n_train`` when the grid has that size, else ``all`` (the only size whose
+    label is not its number) for the largest such run per (pair, regime, seed). Rows outside the expected
+    grid are an error: the tables would mix studies.
+    """
+    path = Path(tables_dir) / "learning_curve.csv"
+    if not path.is_file():
+        raise AggregateError(f"{path}: not found (--previous takes the tables folder of an earlier aggregation)")
+    lc = read_eval_csv(path)
+    labels: dict[tuple, set] = {}
+    for run in expected:
+        labels.setdefault((run["dataset"], run["source"], run["target"]), set()).add(str(run["size"]))
+    expected_keys = {_run_key(r) for r in expected}
+    runs = {}
+    rows = lc.drop_duplicates(RUN_KEYS).sort_values("n_train", ascending=False)
+    for row in rows.itertuples():
+        sizes = labels.get((row.dataset, row.source, row.target), set())
+        size = str(row.n_train) if str(row.n_train) in sizes else "all"
+        if size == "all" and any(k[:5] == (row.dataset, row.source, row.target, row.regime, "all")
+                                 and k[5] == row.seed for k in runs):
+            size = str(row.n_train)  # a smaller run than the one already placed at "all": not a grid size
+        key = _run_key({"dataset": row.dataset, "source": row.source, "target": row.target, "regime": row.regime,
+                        "size": size, "seed": row.seed})
+        if key not in expected_keys:
+            raise AggregateError(f"{path}: run {row.dataset} {row.source}-{row.target} {row.regime} "
+                                 f"n_train={row.n_train} seed {row.seed} is not in the expected grid")
+        runs[key] = str(path)
+    return runs
+
+
+def _previous_table(tables_dir: Path, name: str, columns: Sequence[str]) -> pd.DataFrame | None:
+    """An earlier aggregation's per-run table, checked for its columns; None when that table is absent."""
+    path = tables_dir / name
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path, dtype={c: str for c in STRING_KEYS if c != "test_set"})
+    lacking = [c for c in columns if c not in table.columns]
+    if lacking:
+        raise AggregateError(f"{path}: missing required column(s) {lacking}")
+    return table
+
+
+def _stack_runs(fresh: pd.DataFrame, previous: pd.DataFrame | None, name: str) -> pd.DataFrame:
+    """Fresh per-run rows and an earlier table's, refusing a run that both hold."""
+    if previous is None or previous.empty:
+        return fresh
+    previous = previous[list(fresh.columns)]
+    if len(fresh):
+        earlier = set(previous[RUN_KEYS].astype(str).itertuples(index=False, name=None))
+        for key in fresh[RUN_KEYS].astype(str).itertuples(index=False, name=None):
+            if key in earlier:
+                raise AggregateError(f"{name}: run ({', '.join(f'{k}={v}' for k, v in zip(RUN_KEYS, key))}) is both "
+                                     "in the earlier tables and among the runs found")
+        previous = pd.concat([previous, fresh], ignore_index=True)
+    return previous.sort_values(RUN_KEYS, kind="stable", ignore_index=True)
 
 
 def _partial_note(missing: pd.DataFrame, expected: int) -> str:
@@ -825,6 +891,7 @@ def aggregate(
     expected: Sequence[dict] | None = None,
     allow_partial: bool = False,
     published: dict | None = None,
+    previous: str | os.PathLike | None = None,
 ) -> dict[str, Path]:
     """Build every table and plot; runs are discovered under ``results_dir`` unless listed explicitly.
 
@@ -839,9 +906,20 @@ def aggregate(
     comparison, comparison_md, convergence_runs, convergence_summary, convergence_md, training_runs and
     missing_runs when runs are missing) and plot file stems. ``published``: the config's
     ``aggregation.published_errors``, drawn in the learning-curve plots.
+
+    ``previous``: the tables folder of an earlier aggregation whose runs' raw results are gone (a purged
+    scratch file system, another machine). Its per-run tables (``learning_curve.csv``, and
+    ``training_runs.csv`` and ``convergence_runs.csv`` where present) are stacked with the runs found and
+    count as finished runs of the grid; needs ``expected``. A run in both is an error. Without the earlier
+    ``convergence_runs.csv`` the convergence tables cover the runs found only, and say so.
     """
     tables, plots = Path(tables_dir), Path(plots_dir)
     explicit = eval_csvs is not None
+    tabulated: dict = {}
+    if previous is not None:
+        if expected is None:
+            raise AggregateError("previous tables need the study's grid (--configfile) to place their runs")
+        tabulated = previous_runs(previous, expected)
     if eval_csvs is None:
         eval_csvs = discover_eval_csvs(results_dir)
         if not eval_csvs and expected is None:
@@ -850,8 +928,8 @@ def aggregate(
             expected = inferred_grid(eval_csvs)
     missing = pd.DataFrame(columns=MISSING_RUNS_COLUMNS)
     if expected is not None:
-        eval_csvs, missing = check_grid(eval_csvs, expected, results_dir, allow_partial, explicit)
-        if not eval_csvs:
+        eval_csvs, missing = check_grid(eval_csvs, expected, results_dir, allow_partial, explicit, tabulated)
+        if not eval_csvs and not tabulated:
             raise AggregateError(f"no finished runs: none of the {len(expected)} expected runs has an evaluation "
                                  f"CSV under {Path(results_dir) / 'eval'}")
     if histories is None:
@@ -861,11 +939,23 @@ def aggregate(
             histories = [h for h in histories if (run := _history_run(h)) is not None and _run_key(run) in used]
     _criteria(thresholds, relative_tolerance)  # fail on bad thresholds before writing anything
 
-    lc = learning_curve_table(eval_csvs)
+    lc = learning_curve_table(list(eval_csvs) + ([Path(previous) / "learning_curve.csv"] if tabulated else []))
     summary = summary_table(lc)
     comparison = comparison_table(lc, baseline=baseline)
     hist = load_histories(histories)
     conv = convergence_table(hist, thresholds, relative_tolerance)
+    runs = training_runs_table(histories)
+    conv_note = ""
+    if tabulated:
+        runs = _stack_runs(runs, _previous_table(Path(previous), "training_runs.csv", TRAINING_RUN_COLUMNS),
+                           "training_runs.csv")
+        earlier = _previous_table(Path(previous), "convergence_runs.csv", CONVERGENCE_RUN_COLUMNS)
+        if earlier is None:
+            conv_note = (f"> **Convergence of {conv[RUN_KEYS].drop_duplicates().shape[0]} of "
+                         f"{lc[RUN_KEYS].drop_duplicates().shape[0]} runs**: the earlier tables "
+                         f"({Path(previous)}) hold no convergence_runs.csv, so their runs are left out here.\n\n")
+        else:
+            conv = _stack_runs(conv, earlier, "convergence_runs.csv")
     conv_summary = convergence_summary(conv)
 
     note = _partial_note(missing, len(expected)) if len(missing) else ""
@@ -883,8 +973,9 @@ def aggregate(
         "comparison_md": _write_text(note + comparison_markdown(comparison), tables / "comparison.md"),
         "convergence_runs": _write_csv(conv, tables / "convergence_runs.csv"),
         "convergence_summary": _write_csv(conv_summary, tables / "convergence_summary.csv"),
-        "convergence_md": _write_text(note + convergence_markdown(conv_summary), tables / "convergence_summary.md"),
-        "training_runs": _write_csv(training_runs_table(histories), tables / "training_runs.csv"),
+        "convergence_md": _write_text(note + conv_note + convergence_markdown(conv_summary),
+                                      tables / "convergence_summary.md"),
+        "training_runs": _write_csv(runs, tables / "training_runs.csv"),
     })
     for (dataset, source, target), group in lc.groupby(PAIR_KEYS, sort=True):
         tag = f"{_safe(dataset)}_{_safe(source)}-{_safe(target)}"
@@ -913,6 +1004,7 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-csvs", nargs="+", default=None, help="explicit evaluation CSVs (default: discover under RESULTS/eval)")
     parser.add_argument("--histories", nargs="*", default=None, help="explicit history.csv files (default: discover under RESULTS/models)")
     parser.add_argument("--configfile", default=None, help="the study's workflow config: its grid (pairs x regimes x sizes x seeds) is the set of runs the tables must cover (default: the grid spanned by the runs found, which cannot see a size, seed or regime missing for every run)")
+    parser.add_argument("--previous", default=None, metavar="TABLES", help="tables folder of an earlier aggregation whose runs' raw results are gone: its learning_curve.csv (and training_runs.csv, convergence_runs.csv) count as finished runs, stacked with those found; needs --configfile")
     parser.add_argument("--allow-partial", action="store_true", help="build tables even if expected runs are missing; they are listed in TABLES/missing_runs.csv and flagged in the Markdown tables")
     args = parser.parse_args(argv)
     results = Path(args.results)
@@ -945,6 +1037,7 @@ def cli(argv: list[str] | None = None) -> int:
             expected=expected,
             allow_partial=args.allow_partial,
             published=published,
+            previous=args.previous,
         )
     except (AggregateError, FileNotFoundError) as exc:
         print(f"mlp-transfer aggregate: error: {exc}", file=sys.stderr)
