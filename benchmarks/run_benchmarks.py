@@ -28,6 +28,8 @@ import copy
 import json
 import os
 import platform
+import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -648,43 +650,34 @@ def bench_planning(args, results: dict) -> None:
 # -- job startup -----------------------------------------------------------------------------------------
 # Runs in a fresh interpreter per rule script: Snakemake's script preamble and the script's top-level imports
 # (which pull in what the modules import at top level), plus schnetpack for the rules whose functions import it
-# inside (LAZY_SCHNETPACK_RULES); prints the process's own CPU seconds (user + system), interpreter start included.
+# inside (LAZY_SCHNETPACK_RULES).
 _STARTUP_PROBE = """
-import ast, resource, sys
+import ast, sys
 from pathlib import Path
 import snakemake.script
 tree = ast.parse(Path(sys.argv[1]).read_text())
 exec(compile(ast.Module([n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], []), "imports", "exec"))
 if sys.argv[2] == "1":
     import schnetpack
-usage = resource.getrusage(resource.RUSAGE_SELF)
-print(usage.ru_utime + usage.ru_stime)
 """
 LAZY_SCHNETPACK_RULES = {"properties_target"}  # mlp_transfer.properties imports schnetpack to load the model
 
 
 def rule_scripts() -> dict[str, Path]:
-    """Rule name -> the script it runs, read from workflow/rules/*.smk."""
-    import re
+    """Rule name -> the script it runs, from the workflow's rule definitions."""
+    from mlp_transfer.plan import rule_bodies
 
     scripts = {}
-    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        text = smk.read_text()
-        starts = list(re.finditer(r"^\s*rule (\w+):", text, re.M))
-        for i, match in enumerate(starts):
-            body = text[match.end():starts[i + 1].start() if i + 1 < len(starts) else len(text)]
-            script = re.search(r'script:\s*\n\s*"([^"]+)"', body)
-            if script:
-                scripts[match.group(1)] = (smk.parent / script.group(1)).resolve()
+    for path, name, body in rule_bodies(REPO / "Snakefile"):
+        script = re.search(r'script:\s*\n\s*"([^"]+)"', body)
+        if script:
+            scripts[name] = (path.parent / script.group(1)).resolve()
     return scripts
 
 
 def startup_cpu_seconds(script: Path, with_schnetpack: bool = False) -> float:
     """CPU seconds a fresh interpreter spends on a rule script's preamble and imports (see _STARTUP_PROBE)."""
-    out = subprocess.run([sys.executable, "-c", _STARTUP_PROBE, str(script), str(int(with_schnetpack))],
-                         env={**os.environ, "PYTHONPATH": str(REPO / "src")}, check=True, capture_output=True,
-                         text=True).stdout
-    return float(out.split()[-1])
+    return resource_cpu_of([sys.executable, "-c", _STARTUP_PROBE, str(script), str(int(with_schnetpack))])
 
 
 def bench_startup(args, results: dict) -> None:
@@ -715,9 +708,7 @@ def bench_startup(args, results: dict) -> None:
 
 
 def resource_cpu_of(cmd: list[str]) -> float:
-    """CPU seconds (user + system) of one child process."""
-    import resource
-
+    """CPU seconds (user + system) of one child process, interpreter start included."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

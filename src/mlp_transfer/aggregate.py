@@ -770,14 +770,16 @@ def previous_runs(tables_dir: str | os.PathLike, expected: Sequence[dict]) -> di
     for run in expected:
         labels.setdefault((run["dataset"], run["source"], run["target"]), set()).add(str(run["size"]))
     expected_keys = {_run_key(r) for r in expected}
-    runs = {}
+    runs, placed_at_all = {}, set()
     rows = lc.drop_duplicates(RUN_KEYS).sort_values("n_train", ascending=False)
     for row in rows.itertuples():
         sizes = labels.get((row.dataset, row.source, row.target), set())
         size = str(row.n_train) if str(row.n_train) in sizes else "all"
-        if size == "all" and any(k[:5] == (row.dataset, row.source, row.target, row.regime, "all")
-                                 and k[5] == row.seed for k in runs):
-            size = str(row.n_train)  # a smaller run than the one already placed at "all": not a grid size
+        series = (row.dataset, row.source, row.target, row.regime, row.seed)
+        if size == "all" and series in placed_at_all:
+            size = str(row.n_train)  # smaller than the run already placed at "all": not a grid size
+        elif size == "all":
+            placed_at_all.add(series)
         key = _run_key({"dataset": row.dataset, "source": row.source, "target": row.target, "regime": row.regime,
                         "size": size, "seed": row.seed})
         if key not in expected_keys:

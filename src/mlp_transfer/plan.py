@@ -75,23 +75,36 @@ class Plan:
         return "\n".join(lines)
 
 
+def _workflow_texts(snakefile: Path) -> list[tuple[Path, str]]:
+    """(path, text) of the Snakefile and the rule files it includes."""
+    texts = [(snakefile, snakefile.read_text())]
+    for include in re.findall(r'^include:\s*"([^"]+)"', texts[0][1], re.M):
+        path = snakefile.parent / include
+        if path.is_file():
+            texts.append((path, path.read_text()))
+    return texts
+
+
+def rule_bodies(snakefile: Path) -> list[tuple[Path, str, str]]:
+    """(file, rule name, rule text) of every top-level ``rule``/``checkpoint`` of the workflow."""
+    bodies = []
+    for path, text in _workflow_texts(snakefile):
+        starts = [(m.start(), m.group(1)) for m in _RULE_DEF.finditer(text)]
+        for i, (start, name) in enumerate(starts):
+            bodies.append((path, name, text[start:starts[i + 1][0] if i + 1 < len(starts) else len(text)]))
+    return bodies
+
+
 def local_rules(snakefile: Path) -> set[str]:
     """Rules that never become cluster jobs: ``localrule: True``, ``localrules:`` entries, and rules without
     anything to execute (like ``all``). Read from the Snakefile and the rule files it includes."""
-    texts = [snakefile.read_text()]
-    for include in re.findall(r'^include:\s*"([^"]+)"', texts[0], re.M):
-        path = snakefile.parent / include
-        if path.is_file():
-            texts.append(path.read_text())
     local = set()
-    for text in texts:
+    for _, text in _workflow_texts(snakefile):
         for names in re.findall(r"^localrules:\s*(.+)$", text, re.M):
             local.update(n.strip() for n in names.split(",") if n.strip())
-        starts = [(m.start(), m.group(1)) for m in _RULE_DEF.finditer(text)]
-        for i, (start, name) in enumerate(starts):
-            body = text[start:starts[i + 1][0] if i + 1 < len(starts) else len(text)]
-            if re.search(r"^\s+localrule:\s*True", body, re.M) or not any(k in body for k in _EXEC_KEYWORDS):
-                local.add(name)
+    for _, name, body in rule_bodies(snakefile):
+        if re.search(r"^\s+localrule:\s*True", body, re.M) or not any(k in body for k in _EXEC_KEYWORDS):
+            local.add(name)
     return local
 
 
