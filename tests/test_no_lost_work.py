@@ -35,8 +35,11 @@ def run_until(workdir: Path, pattern: str, signum: int, delay: float, timeout: f
     """Start the workflow; once a file matching ``pattern`` is new or updated, kill the process group.
     Returns whether it was killed (False: the workflow finished first)."""
     start = time.time()
-    proc = subprocess.Popen(snakemake_args(workdir, TINY, "--rerun-incomplete"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    with open(workdir.parent / f"{workdir.name}.stderr", "a") as stderr:  # kept for the failure message
+        stderr.write(f"--- run until {pattern}\n")
+        stderr.flush()
+        proc = subprocess.Popen(snakemake_args(workdir, TINY, "--rerun-incomplete"), stdout=subprocess.DEVNULL,
+                                stderr=stderr, start_new_session=True)
     try:
         while proc.poll() is None and time.time() - start < timeout:
             if any(p.stat().st_mtime >= start for p in workdir.glob(pattern)):
@@ -110,7 +113,8 @@ def test_interrupted_runs_reach_the_uninterrupted_tables(tmp_path_factory):
         # a SIGKILLed Snakemake leaves its lock behind, as it would for a user after a crash
         subprocess.run([*SNAKEMAKE, "--unlock", "--configfile", str(TINY), "--directory", str(workdir)],
                        capture_output=True, check=True)
-    assert len(interrupted) >= 4, f"only interrupted during {interrupted}"
+    log = (workdir.parent / f"{workdir.name}.stderr").read_text()
+    assert len(interrupted) >= 4, f"only interrupted during {interrupted}; Snakemake's stderr:\n{log[-4000:]}"
     proc = subprocess.run(snakemake_args(workdir, TINY, "--rerun-incomplete"), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert check_finished_files_complete(workdir) > 0
