@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import platform
@@ -514,16 +515,23 @@ def bench_inference(args, results: dict) -> None:
 
 
 # -- MD --------------------------------------------------------------------------------------------------
-def model_call_cpu_ms(path: Path, atoms, cutoff: float, md_cfg: dict, n_calls: int):
-    """A function returning CPU ms of one bare energy+forces call of the saved model on ``atoms``."""
+def model_call_cpu_ms(path: Path, atoms, cutoff: float, md_cfg: dict, n_calls: int, compile: bool = False):
+    """A function returning CPU ms of one bare energy+forces call of the saved model on ``atoms``.
+
+    ``compile``: the representation through ``torch.compile`` as ``md.compile`` does (compiled here, outside
+    the timing).
+    """
     from schnetpack.interfaces import AtomsConverter
     from schnetpack.transform import MatScipyNeighborList
 
     dtype = torch.float32 if int(md_cfg.get("precision", 32)) == 32 else torch.float64
     model = models.load_model(path).to(dtype).eval().requires_grad_(False)
+    if compile:
+        model.representation = torch.compile(model.representation, dynamic=True)
     system = atoms.copy()
     system.rattle(0.05, seed=1)  # thermal-like displacements, as in MD
     inputs = AtomsConverter(neighbor_list=MatScipyNeighborList(cutoff=cutoff), dtype=dtype)(system)
+    model({k: v.clone() for k, v in inputs.items()})
 
     def measure() -> float:
         model({k: v.clone() for k, v in inputs.items()})
@@ -533,6 +541,10 @@ def model_call_cpu_ms(path: Path, atoms, cutoff: float, md_cfg: dict, n_calls: i
         return 1e3 * (time.process_time() - start) / n_calls
 
     return measure
+
+
+def md_variant_key(replicas: int, compiled: bool) -> str:
+    return f"workflow_{replicas}_replica{'s' if replicas > 1 else ''}{'_compiled' if compiled else ''}"
 
 
 def bench_md(args, results: dict) -> None:
@@ -558,36 +570,52 @@ def bench_md(args, results: dict) -> None:
     temperature = float(md_cfg["temperatures"][0])
     dt = float(md_cfg["timestep_fs"])
     out = {}
+    compile_s = []  # compile time of the first compiled calculator (later ones reuse the compiled graph)
     try:
         for supercell in args.supercells:
             n_steps = args.md_steps if supercell <= 2 else max(5, args.md_steps // 8)
             a = wmd.lattice_constant(ELEMENT)
             atoms = wmd.start_cell(ELEMENT, supercell, a)
             nn = nearest_neighbour_distance(a)
-            rates = {"workflow_1_replica": [], "ase_spkcalculator": []}
-            replica_rates = {f"workflow_{r}_replicas": [] for r in args.replicas if r > 1}
+            compiled_too = not args.skip_compile and not args.quick or args.md_compile
+            variants = [(r, c) for c in ((False, True) if compiled_too else (False,))
+                        for r in [1] + [r for r in args.replicas if r > 1]]
+            rates = {md_variant_key(r, c): [] for r, c in variants}
+            rates["ase_spkcalculator"] = []
             # CPU ms per step (stable on a shared machine, unlike wall time) and the bound of both engines:
             # one bare energy+forces call of the same model on the same cell (exact-cutoff neighbour list).
             # On CUDA the CPU time of the host process says nothing about the step: wall time only there.
             on_cpu = args.device == "cpu"
-            cpu_ms = {"workflow_1_replica": [], "ase_spkcalculator": [], "model_call": []}
-            bare = model_call_cpu_ms(path, atoms, model_cfg["cutoff"], md_cfg, n_calls=max(10, n_steps // 2)) \
-                if on_cpu else None
+            cpu_ms = {md_variant_key(1, c): [] for c in ((False, True) if compiled_too else (False,))}
+            cpu_ms.update({"ase_spkcalculator": [], "model_call": []})
+            n_calls = max(10, n_steps // 2)
+            bare = model_call_cpu_ms(path, atoms, model_cfg["cutoff"], md_cfg, n_calls) if on_cpu else None
+            if on_cpu and compiled_too:
+                bare_compiled = model_call_cpu_ms(path, atoms, model_cfg["cutoff"], md_cfg, n_calls, compile=True)
+                cpu_ms["model_call_compiled"] = []
             for rep in range(args.repeats):
                 if on_cpu:
                     cpu_ms["model_call"].append(bare())
-                for r in [1] + [r for r in args.replicas if r > 1]:
+                    if compiled_too:
+                        cpu_ms["model_call_compiled"].append(bare_compiled())
+                for r, compiled in variants:
                     settings = wmd.MDSettings.from_config({**md_cfg, "n_steps": n_steps, "replicas": r,
                                                            "supercell": supercell, "threads": args.threads,
-                                                           "temperatures": [temperature], "device": args.device})
+                                                           "temperatures": [temperature], "device": args.device,
+                                                           "compile": compiled})
                     calc = wmd.make_calculator(model_path=path, element=ELEMENT, cutoff=model_cfg["cutoff"],
                                                settings=settings)
+                    if compiled:  # compile (or reuse this process's compiled graph) outside the timing
+                        wmd.simulate(calc, atoms, temperature, dataclasses.replace(settings, n_steps=2),
+                                     tmp / "warmup.h5", nn)
+                        if not calc.compiled:
+                            raise RuntimeError("torch.compile failed in the MD benchmark (see the log)")
+                        compile_s.append(calc.compile_seconds)
                     records = wmd.simulate(calc, atoms, temperature, settings, tmp / f"md{rep}_{r}.h5", nn)
-                    steps_per_s = records[0]["steps_per_s"]
-                    if r == 1 and on_cpu:
-                        cpu_ms["workflow_1_replica"].append(1e3 * records[0]["cpu_s"] / n_steps)
-                    key = "workflow_1_replica" if r == 1 else f"workflow_{r}_replicas"
-                    (rates if r == 1 else replica_rates)[key].append(steps_per_s)
+                    key = md_variant_key(r, compiled)
+                    rates[key].append(records[0]["steps_per_s"])
+                    if key in cpu_ms and on_cpu:
+                        cpu_ms[key].append(1e3 * records[0]["cpu_s"] / n_steps)
                 # ASE baseline: Langevin + SpkCalculator, same model, precision, timestep and temperature
                 spk = SpkCalculator(str(path), neighbor_list=MatScipyNeighborList(cutoff=model_cfg["cutoff"]),
                                     energy_unit="eV", position_unit="Angstrom", device=args.device,
@@ -606,24 +634,30 @@ def bench_md(args, results: dict) -> None:
                     cpu_ms["ase_spkcalculator"].append(1e3 * (time.process_time() - start_cpu) / n_steps)
             n_atoms = len(atoms)
             entry = {"n_steps": n_steps, "timestep_fs": dt}
-            for key, values in {**rates, **replica_rates}.items():
-                n_rep = 1 if key in rates else int(key.split("_")[1])
+            ase = rates["ase_spkcalculator"]
+            for key, values in rates.items():
+                n_rep = 1 if key == "ase_spkcalculator" else int(key.split("_")[1])
                 entry[key] = {"steps_per_s": spread(values),
                               "ns_per_day": spread([v * dt * 86400 / 1e6 for v in values]),
                               "replica_steps_per_s": spread([v * n_rep for v in values])}
-            entry["ratio_workflow_vs_ase"] = spread([a / b for a, b in zip(rates["workflow_1_replica"],
-                                                                          rates["ase_spkcalculator"])])
+                if key != "ase_spkcalculator":  # replica-steps per second over ASE's steps per second
+                    entry[f"ratio_{key}_vs_ase"] = spread([v * n_rep / b for v, b in zip(values, ase)])
+            entry["ratio_workflow_vs_ase"] = entry["ratio_workflow_1_replica_vs_ase"]
+            if compile_s:
+                entry["first_compile_s"] = compile_s[0]
             if on_cpu:
                 entry["cpu_ms_per_step"] = {key: spread(values) for key, values in cpu_ms.items()}
-                entry["ratio_workflow_vs_ase_cpu"] = spread([b / a for a, b in zip(cpu_ms["workflow_1_replica"],
-                                                                                 cpu_ms["ase_spkcalculator"])])
+                for key in cpu_ms:
+                    if key.startswith("workflow_"):
+                        entry[f"ratio_{key}_vs_ase_cpu"] = spread(
+                            [b / a for a, b in zip(cpu_ms[key], cpu_ms["ase_spkcalculator"])])
+                entry["ratio_workflow_vs_ase_cpu"] = entry["ratio_workflow_1_replica_vs_ase_cpu"]
                 # No engine can step faster than one model call: ASE's step over that call bounds any speed-up
-                entry["ceiling_ratio_vs_ase_cpu"] = spread([b / m for b, m in zip(cpu_ms["ase_spkcalculator"],
-                                                                                cpu_ms["model_call"])])
-            for key, values in replica_rates.items():
-                n_rep = int(key.split("_")[1])
-                entry[f"ratio_{key}_replica_steps_vs_ase"] = spread(
-                    [v * n_rep / b for v, b in zip(values, rates["ase_spkcalculator"])])
+                # of an engine that runs this model as it is; a compiled model moves the bound
+                for call in ("model_call", "model_call_compiled"):
+                    if call in cpu_ms:
+                        entry[f"ceiling_ratio_vs_ase_cpu{call[len('model_call'):]}"] = spread(
+                            [b / m for b, m in zip(cpu_ms["ase_spkcalculator"], cpu_ms[call])])
             out[str(n_atoms)] = entry
             print(f"MD {n_atoms} atoms: workflow {fmt(entry['workflow_1_replica']['steps_per_s'])} steps/s, "
                   f"ASE {fmt(entry['ase_spkcalculator']['steps_per_s'])} steps/s; {cpu_pressure()}", flush=True)
@@ -796,24 +830,32 @@ def markdown(results: dict) -> str:
                 continue
             for key in v:
                 if key.startswith("workflow_") or key == "ase_spkcalculator":
-                    ratio = ""
-                    if key == "workflow_1_replica":
-                        ratio = fmt(v["ratio_workflow_vs_ase"], 2)
-                    elif f"ratio_{key}_replica_steps_vs_ase" in v:
-                        ratio = fmt(v[f"ratio_{key}_replica_steps_vs_ase"], 2) + " (replica-steps)"
+                    ratio = fmt(v[f"ratio_{key}_vs_ase"], 2) if f"ratio_{key}_vs_ase" in v else ""
+                    if ratio and not key.startswith("workflow_1_"):
+                        ratio += " (replica-steps)"
                     lines.append(f"| {n} | {key} | {fmt(v[key]['steps_per_s'], 1)} | {fmt(v[key]['ns_per_day'], 2)} "
                                  f"| {fmt(v[key]['replica_steps_per_s'], 1)} | {ratio} |")
+        compile_rows = [(n, v["first_compile_s"]) for n, v in md.items() if isinstance(v, dict)
+                        and "first_compile_s" in v]
+        if compile_rows:
+            lines += ["", "`md.compile` variants: compiled outside the timing; the first compilation of this "
+                          "process took " + ", ".join(f"{s:.1f} s ({n} atoms)" for n, s in compile_rows)
+                      + " (later calculators reuse the compiled graph)."]
         cpu_rows = [(n, v) for n, v in md.items() if isinstance(v, dict) and "cpu_ms_per_step" in v]
         if cpu_rows:
             lines += ["", "CPU time per step (robust to other load on the machine) and the bound of any engine, one "
-                          "bare energy+forces call of the model:", "",
-                      "| atoms | workflow, CPU ms/step | ASE, CPU ms/step | model call, CPU ms | ratio (CPU) | "
-                      "ceiling: ASE step / model call |", "|---|---|---|---|---|---|"]
+                          "bare energy+forces call of the model (eager, and compiled as `md.compile` does):", "",
+                      "| atoms | engine | CPU ms/step | ratio vs ASE (CPU) |", "|---|---|---|---|"]
         for n, v in cpu_rows:
             c = v["cpu_ms_per_step"]
-            lines.append(f"| {n} | {fmt(c['workflow_1_replica'], 2)} | {fmt(c['ase_spkcalculator'], 2)} | "
-                         f"{fmt(c['model_call'], 2)} | {fmt(v['ratio_workflow_vs_ase_cpu'], 2)} | "
-                         f"{fmt(v['ceiling_ratio_vs_ase_cpu'], 2)} |")
+            for key, values in c.items():
+                if key.startswith("workflow_"):
+                    ratio = fmt(v[f"ratio_{key}_vs_ase_cpu"], 2)
+                elif key.startswith("model_call"):
+                    ratio = "ceiling " + fmt(v["ceiling_ratio_vs_ase_cpu" + key[len("model_call"):]], 2)
+                else:
+                    ratio = ""
+                lines.append(f"| {n} | {key} | {fmt(values, 2)} | {ratio} |")
         if md.get("cuda_device"):
             lines += ["", f"GPU: {md['cuda_device']}."]
         lines.append("")
@@ -859,7 +901,9 @@ def parse_args(argv=None):
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="device of the MD section (both engines); the other sections run on the CPU")
     p.add_argument("--skip-compile", action="store_true",
-                   help="leave out the torch.compile variant of the ablation (its compilation takes minutes)")
+                   help="leave out the torch.compile variants of the ablation and of MD (compilation takes minutes)")
+    p.add_argument("--md-compile", action="store_true",
+                   help="include the md.compile variants in MD even with --quick")
     p.add_argument("--plan-config", default=str(REPO / "config" / "paper.yaml"))
     p.add_argument("--plan-repeats", type=int, default=3)
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "benchmarks"),

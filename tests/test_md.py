@@ -230,6 +230,61 @@ def test_model_md_checks_the_minimum_distance_every_step(tmp_path, tiny_model_co
     assert np.isfinite(logged).all() and (logged > 1.0).all()
 
 
+def _md_positions(tmp_path, model_path, cutoff, compile, name):
+    settings = _settings(n_steps=20, compile=compile)
+    calc = md.make_calculator(model_path=model_path, element="Si", cutoff=cutoff, settings=settings)
+    rows, out = _run(calc, settings, tmp_path / name)
+    with h5py.File(out) as h5:
+        return calc, h5["molecules"][()], rows
+
+
+def test_compiled_model_md_matches_eager(tmp_path, tiny_model_config):
+    """md.compile: the same energies and forces as the eager model, hence the same (deterministic) trajectory."""
+    path = tmp_path / "model.pt"
+    torch.manual_seed(0)
+    save_model(build_model(**tiny_model_config), path)
+    cutoff = tiny_model_config["cutoff"]
+    for name in ("eager", "compiled"):
+        (tmp_path / name).mkdir()
+    eager_calc, eager, eager_rows = _md_positions(tmp_path, path, cutoff, False, "eager")
+    compiled_calc, compiled, compiled_rows = _md_positions(tmp_path, path, cutoff, True, "compiled")
+    assert not eager_calc.compiled and compiled_calc.compiled and compiled_calc.compile_seconds > 0
+    assert eager.shape == compiled.shape and np.isfinite(compiled).all()
+    # float64 throughout: compiled kernels reorder sums, so agreement is to round-off, not bitwise
+    np.testing.assert_allclose(compiled, eager, rtol=1e-9, atol=1e-9)
+    assert [r["stable"] for r in compiled_rows] == [r["stable"] for r in eager_rows]
+
+
+def test_failed_compilation_falls_back_to_eager(tmp_path, tiny_model_config, monkeypatch, caplog):
+    """A compiler that fails on the first call (no C++ compiler on a node, say) costs a warning, not the run."""
+
+    class FailsOnFirstCall(torch.nn.Module):  # what torch.compile returns: a module that compiles when called
+        def forward(self, *args, **kw):
+            raise RuntimeError("inductor: no working C++ compiler found")
+
+    def broken_compile(module, **kwargs):
+        return FailsOnFirstCall()
+
+    path = tmp_path / "model.pt"
+    torch.manual_seed(0)
+    save_model(build_model(**tiny_model_config), path)
+    cutoff = tiny_model_config["cutoff"]
+    for name in ("eager", "fallback"):
+        (tmp_path / name).mkdir()
+    _, eager, _ = _md_positions(tmp_path, path, cutoff, False, "eager")
+    monkeypatch.setattr(md.torch, "compile", broken_compile)
+    with caplog.at_level("WARNING", logger="mlp_transfer.md"):
+        calc, fallback, _ = _md_positions(tmp_path, path, cutoff, True, "fallback")
+    assert not calc.compiled
+    assert "torch.compile of the model failed (RuntimeError: inductor: no working C++ compiler" in caplog.text
+    np.testing.assert_array_equal(fallback, eager)  # the first call was redone eagerly on the same inputs
+
+
+def test_md_compile_is_read_from_config():
+    assert md.MDSettings.from_config({"compile": True}).compile is True
+    assert md.MDSettings.from_config({}).compile is False
+
+
 @pytest.mark.parametrize("thermostat", ["langevin", "nhc"])
 def test_sw_reference_is_stable_and_thermostatted(tmp_path, thermostat):
     """A healthy 64-atom SW run at 900 K: every replica stable, mean temperature near the target."""

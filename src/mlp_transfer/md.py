@@ -93,6 +93,7 @@ class MDSettings:
     threads: int = 1
     precision: int = 64
     neighbor_skin: float = 1.0
+    compile: bool = False
     lattice_constants: Mapping = field(default_factory=dict)
     stability: StabilityCriteria = field(default_factory=StabilityCriteria)
 
@@ -127,7 +128,7 @@ class MDSettings:
             chain_length=int(thermostat.get("chain_length", 3)),
             log_interval=int(md.get("log_interval", 10)), device=md.get("device", "cpu"),
             threads=int(md.get("threads", 1)), precision=int(md.get("precision", 64)),
-            neighbor_skin=float(md.get("neighbor_skin", 1.0)),
+            neighbor_skin=float(md.get("neighbor_skin", 1.0)), compile=bool(md.get("compile", False)),
             lattice_constants=dict(md.get("lattice_constants", {}) or {}), stability=criteria)
 
     @property
@@ -213,9 +214,17 @@ class ModelMDCalculator(SchNetPackCalculator):
 
     Unlike the parent (which loads a file and switches post-processing off), the energy offset
     (``AddOffsets``) stays active so that logged energies are total energies; forces are unaffected.
+
+    ``compile=True`` runs the model's representation (the message-passing network, nearly all of a call's
+    arithmetic) through ``torch.compile`` with dynamic shapes, so a changing number of neighbour pairs does
+    not recompile. MD needs forces only as first derivatives, which compiled graphs support (training's
+    double backward does not, so training stays eager). Compilation happens on the first call; if it fails
+    (no C++ compiler or Triton on the node, an unsupported operator), the calculator logs a warning and
+    continues eagerly, so a run never fails for the sake of speed.
     """
 
-    def __init__(self, model, neighbor_list: NeighborListMD, dtype: torch.dtype = torch.float64):
+    def __init__(self, model, neighbor_list: NeighborListMD, dtype: torch.dtype = torch.float64,
+                 compile: bool = False):
         MDCalculator.__init__(self, required_properties=["energy", "forces"], force_key="forces",
                               energy_unit="eV", position_unit="Angstrom", energy_key="energy")
         self.script_model = False
@@ -223,15 +232,43 @@ class ModelMDCalculator(SchNetPackCalculator):
         # MD needs only the gradient with respect to positions: no parameter-gradient bookkeeping
         self.model = model.to(dtype).eval().requires_grad_(False)
         self.neighbor_list = neighbor_list
+        self._eager_representation = self.model.representation
+        self.compiled = False  # whether calls currently run compiled
+        self.compile_seconds = None  # wall time of the first (compiling) call
+        self._compile_pending = bool(compile)
+        if compile:
+            self.model.representation = torch.compile(self._eager_representation, dynamic=True)
+            self.compiled = True
 
     def _generate_input(self, system: System) -> dict:
         inputs = wrapped_inputs(self._get_system_molecules(system))
         inputs.update(self.neighbor_list.get_neighbors(inputs))
         return inputs
 
+    def _evaluate(self, inputs: dict) -> dict:
+        if not self._compile_pending:
+            return self.model(inputs)
+        # first call: torch.compile compiles here; fall back to the eager representation if that fails
+        self._compile_pending = False
+        saved = {key: value.clone() for key, value in inputs.items()}
+        start = time.perf_counter()
+        try:
+            results = self.model(inputs)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure must leave a working eager model
+            log.warning("torch.compile of the model failed (%s: %s); running MD eagerly",
+                        type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            self.model.representation = self._eager_representation
+            self.compiled = False
+            inputs.clear()
+            inputs.update(saved)
+            return self.model(inputs)
+        self.compile_seconds = time.perf_counter() - start
+        log.info("compiled the model's representation in %.1f s", self.compile_seconds)
+        return results
+
     def calculate(self, system: System):
         inputs = self._generate_input(system)
-        results = self.model(inputs)
+        results = self._evaluate(inputs)
         # The model's CastTo64 post-processor returns float64; keep the system in its own precision.
         self.results = {key: results[key].to(system.dtype) for key in self.required_properties}
         self.pair_min_distance = pair_min_distance(inputs, system.n_replicas)
@@ -415,7 +452,8 @@ def make_calculator(*, model_path: str | Path | None = None, reference: str | No
             raise ValueError("a model needs its cutoff for the MD neighbour list")
         neighbor_list = NeighborListMD(cutoff=cutoff, cutoff_shell=settings.neighbor_skin,
                                        base_nbl=MatScipyNeighborList)
-        return ModelMDCalculator(load_model(model_path, "cpu"), neighbor_list, settings.dtype)
+        return ModelMDCalculator(load_model(model_path, "cpu"), neighbor_list, settings.dtype,
+                                 compile=settings.compile)
     if reference == "sw":
         from mlp_transfer.reference import sw_calculator
 
