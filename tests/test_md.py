@@ -230,6 +230,56 @@ def test_model_md_checks_the_minimum_distance_every_step(tmp_path, tiny_model_co
     assert np.isfinite(logged).all() and (logged > 1.0).all()
 
 
+def test_wrapped_inputs_moves_only_atoms_more_than_a_cell_outside():
+    from schnetpack.md import System
+
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+    atoms.set_cell(atoms.cell.array + [[0.0, 0.3, 0.0], [0.0, 0.0, 0.0], [0.2, 0.0, 0.0]], scale_atoms=True)  # triclinic
+    system = System()
+    system.load_molecules(atoms, n_replicas=2, position_unit_input="Angstrom")
+    system = system.to(dtype=torch.float64)
+    inputs = md.ASEMDCalculator(sw_calculator("Si"))._get_system_molecules(system)
+    cell = inputs["_cell"][1]
+    original = inputs["_positions"].clone()
+    inputs["_positions"][9] += 5 * cell[0] - 3 * cell[2]  # replica 1, atom 1: far away
+    inputs["_positions"][2] += 1.0 * cell[1]  # just outside (within one cell): left alone
+    shifted = inputs["_positions"].clone()
+    wrapped = md.wrapped_inputs(inputs)["_positions"]
+    assert torch.allclose(wrapped[9], original[9], atol=1e-9)
+    assert torch.equal(wrapped[2], shifted[2])
+    mask = torch.ones(len(wrapped), dtype=bool)
+    mask[9] = False
+    assert torch.equal(wrapped[mask], shifted[mask])
+
+
+def test_caching_neighbour_list_gives_schnetpacks_pairs_at_every_step():
+    """Between rebuilds the cached list filtered at the current positions equals NeighborListMD's result."""
+    from schnetpack.md import System
+    from schnetpack.md.neighborlist_md import NeighborListMD
+    from schnetpack.transform import MatScipyNeighborList
+
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat(2)
+    system = System()
+    system.load_molecules(atoms, n_replicas=2, position_unit_input="Angstrom")
+    system = system.to(dtype=torch.float64)
+    reference = NeighborListMD(cutoff=3.0, cutoff_shell=0.6, base_nbl=MatScipyNeighborList)
+    cached = md.CachingNeighborListMD(cutoff=3.0, cutoff_shell=0.6, base_nbl=MatScipyNeighborList)
+    batcher = md.ASEMDCalculator(sw_calculator("Si"))  # for its system -> model-input conversion
+    generator = torch.Generator().manual_seed(1)
+    rebuilds = 0
+    for step in range(40):  # a random walk: most steps within the skin, some rebuilds
+        system.positions = system.positions + 0.004 * torch.randn(system.positions.shape, generator=generator,
+                                                                   dtype=torch.float64)
+        inputs = md.wrapped_inputs(batcher._get_system_molecules(system))
+        before = cached._collated
+        expected = reference.get_neighbors(dict(inputs))
+        got = cached.get_neighbors(dict(inputs))
+        rebuilds += cached._collated is not before
+        for key in expected:
+            assert torch.equal(got[key], expected[key]), (step, key)
+    assert 2 <= rebuilds < 30  # both paths were exercised
+
+
 def _md_positions(tmp_path, model_path, cutoff, compile, name):
     settings = _settings(n_steps=20, compile=compile)
     calc = md.make_calculator(model_path=model_path, element="Si", cutoff=cutoff, settings=settings)

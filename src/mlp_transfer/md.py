@@ -170,7 +170,8 @@ def wrapped_inputs(inputs: dict) -> dict:
     if not bool(inputs[spk_properties.pbc].all()):
         return inputs
     atom_cells = cells[idx_m]
-    frac = torch.linalg.solve(atom_cells.transpose(1, 2), inputs[spk_properties.R].unsqueeze(-1)).squeeze(-1)
+    # positions are row vectors, R = frac @ cell: one 3x3 inverse per replica instead of one solve per atom
+    frac = torch.einsum("ni,nij->nj", inputs[spk_properties.R], torch.linalg.inv(cells)[idx_m])
     # Only atoms more than a cell outside are moved: wrapping every boundary crossing would make the
     # Verlet-skin neighbour list rebuild at almost every step.
     far = (frac < -1.0) | (frac >= 2.0)
@@ -207,6 +208,37 @@ class ASEMDCalculator(MDCalculator):
             "forces": torch.tensor(np.concatenate(forces), dtype=system.dtype, device=system.device),
         }
         self._update_system(system)
+
+
+class CachingNeighborListMD(NeighborListMD):
+    """schnetpack's Verlet-skin MD neighbour list, minus its per-step bookkeeping between rebuilds.
+
+    ``NeighborListMD`` splits the batch into replicas and re-collates their cached pair lists at every step,
+    even when no replica needs a rebuild (most steps). This keeps the collated pair list (cutoff + skin) and,
+    on such steps, only filters it down to the cutoff at the current positions, which is all the parent's
+    result then differs by. Rebuilds (any replica moved more than half the skin, or a cell changed) run the
+    parent's code unchanged.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._collated = None  # pairs within cutoff + skin of the last rebuild, collated over replicas
+
+    def get_neighbors(self, inputs: dict) -> dict:
+        positions = inputs[spk_properties.R]
+        n_molecules = inputs[spk_properties.n_atoms].shape[0]
+        if self._collated is not None and self.molecular_indices is not None \
+                and len(self.molecular_indices) == n_molecules:
+            update = self._update_required(positions, inputs[spk_properties.cell], inputs[spk_properties.idx_m],
+                                           n_molecules)
+            if not bool(update.any()):
+                return self._filter_indices(positions, dict(self._collated), keep=False)
+        return super().get_neighbors(inputs)
+
+    def _filter_indices(self, positions: torch.Tensor, neighbor_idx: dict, keep: bool = True) -> dict:
+        if keep:  # called by the parent's get_neighbors with the freshly collated lists
+            self._collated = dict(neighbor_idx)
+        return super()._filter_indices(positions, neighbor_idx)
 
 
 class ModelMDCalculator(SchNetPackCalculator):
@@ -450,8 +482,8 @@ def make_calculator(*, model_path: str | Path | None = None, reference: str | No
 
         if cutoff is None:
             raise ValueError("a model needs its cutoff for the MD neighbour list")
-        neighbor_list = NeighborListMD(cutoff=cutoff, cutoff_shell=settings.neighbor_skin,
-                                       base_nbl=MatScipyNeighborList)
+        neighbor_list = CachingNeighborListMD(cutoff=cutoff, cutoff_shell=settings.neighbor_skin,
+                                              base_nbl=MatScipyNeighborList)
         return ModelMDCalculator(load_model(model_path, "cpu"), neighbor_list, settings.dtype,
                                  compile=settings.compile)
     if reference == "sw":
