@@ -283,19 +283,22 @@ def test_caching_neighbour_list_gives_schnetpacks_pairs_at_every_step():
 def _md_positions(tmp_path, model_path, cutoff, compile, name):
     settings = _settings(n_steps=20, compile=compile)
     calc = md.make_calculator(model_path=model_path, element="Si", cutoff=cutoff, settings=settings)
+    (tmp_path / name).mkdir()
     rows, out = _run(calc, settings, tmp_path / name)
     with h5py.File(out) as h5:
         return calc, h5["molecules"][()], rows
 
 
-def test_compiled_model_md_matches_eager(tmp_path, tiny_model_config):
-    """md.compile: the same energies and forces as the eager model, hence the same (deterministic) trajectory."""
+def _saved_tiny_model(tmp_path, model_config):
     path = tmp_path / "model.pt"
     torch.manual_seed(0)
-    save_model(build_model(**tiny_model_config), path)
-    cutoff = tiny_model_config["cutoff"]
-    for name in ("eager", "compiled"):
-        (tmp_path / name).mkdir()
+    save_model(build_model(**model_config), path)
+    return path, model_config["cutoff"]
+
+
+def test_compiled_model_md_matches_eager(tmp_path, tiny_model_config):
+    """md.compile: the same energies and forces as the eager model, hence the same (deterministic) trajectory."""
+    path, cutoff = _saved_tiny_model(tmp_path, tiny_model_config)
     eager_calc, eager, eager_rows = _md_positions(tmp_path, path, cutoff, False, "eager")
     compiled_calc, compiled, compiled_rows = _md_positions(tmp_path, path, cutoff, True, "compiled")
     assert not eager_calc.compiled and compiled_calc.compiled and compiled_calc.compile_seconds > 0
@@ -315,12 +318,7 @@ def test_failed_compilation_falls_back_to_eager(tmp_path, tiny_model_config, mon
     def broken_compile(module, **kwargs):
         return FailsOnFirstCall()
 
-    path = tmp_path / "model.pt"
-    torch.manual_seed(0)
-    save_model(build_model(**tiny_model_config), path)
-    cutoff = tiny_model_config["cutoff"]
-    for name in ("eager", "fallback"):
-        (tmp_path / name).mkdir()
+    path, cutoff = _saved_tiny_model(tmp_path, tiny_model_config)
     _, eager, _ = _md_positions(tmp_path, path, cutoff, False, "eager")
     monkeypatch.setattr(md.torch, "compile", broken_compile)
     with caplog.at_level("WARNING", logger="mlp_transfer.md"):
