@@ -49,6 +49,7 @@ import yaml  # noqa: E402
 from mlp_transfer import models  # noqa: E402
 from mlp_transfer.batching import StructureSet, mean_energy_per_atom  # noqa: E402
 from mlp_transfer.evaluate import error_metrics, predict  # noqa: E402
+from mlp_transfer.md import compile_representation  # noqa: E402
 from mlp_transfer.reference import diamond_cell, sw_calculator  # noqa: E402
 from mlp_transfer.train import Trainer, TrainSettings, _loss_terms  # noqa: E402
 
@@ -405,7 +406,7 @@ def bench_ablation(args, results: dict) -> None:
     if not args.quick and not args.skip_compile:
         def compiled():
             m = new_model()
-            m.representation = torch.compile(m.representation, dynamic=True)
+            compile_representation(m)
             try:
                 loop(m, collate)  # compile outside the timing
                 return loop(m, collate)
@@ -527,7 +528,7 @@ def model_call_cpu_ms(path: Path, atoms, cutoff: float, md_cfg: dict, n_calls: i
     dtype = torch.float32 if int(md_cfg.get("precision", 32)) == 32 else torch.float64
     model = models.load_model(path).to(dtype).eval().requires_grad_(False)
     if compile:
-        model.representation = torch.compile(model.representation, dynamic=True)
+        compile_representation(model)
     system = atoms.copy()
     system.rattle(0.05, seed=1)  # thermal-like displacements, as in MD
     inputs = AtomsConverter(neighbor_list=MatScipyNeighborList(cutoff=cutoff), dtype=dtype)(system)
@@ -571,32 +572,31 @@ def bench_md(args, results: dict) -> None:
     dt = float(md_cfg["timestep_fs"])
     out = {}
     compile_s = []  # compile time of the first compiled calculator (later ones reuse the compiled graph)
+    compile_modes = (False, True) if (not args.skip_compile and not args.quick) or args.md_compile else (False,)
     try:
         for supercell in args.supercells:
             n_steps = args.md_steps if supercell <= 2 else max(5, args.md_steps // 8)
             a = wmd.lattice_constant(ELEMENT)
             atoms = wmd.start_cell(ELEMENT, supercell, a)
             nn = nearest_neighbour_distance(a)
-            compiled_too = not args.skip_compile and not args.quick or args.md_compile
-            variants = [(r, c) for c in ((False, True) if compiled_too else (False,))
-                        for r in [1] + [r for r in args.replicas if r > 1]]
+            variants = [(r, c) for c in compile_modes for r in [1] + [r for r in args.replicas if r > 1]]
             rates = {md_variant_key(r, c): [] for r, c in variants}
             rates["ase_spkcalculator"] = []
             # CPU ms per step (stable on a shared machine, unlike wall time) and the bound of both engines:
             # one bare energy+forces call of the same model on the same cell (exact-cutoff neighbour list).
             # On CUDA the CPU time of the host process says nothing about the step: wall time only there.
             on_cpu = args.device == "cpu"
-            cpu_ms = {md_variant_key(1, c): [] for c in ((False, True) if compiled_too else (False,))}
+            cpu_ms = {md_variant_key(1, c): [] for c in compile_modes}
             cpu_ms.update({"ase_spkcalculator": [], "model_call": []})
             n_calls = max(10, n_steps // 2)
             bare = model_call_cpu_ms(path, atoms, model_cfg["cutoff"], md_cfg, n_calls) if on_cpu else None
-            if on_cpu and compiled_too:
+            if on_cpu and True in compile_modes:
                 bare_compiled = model_call_cpu_ms(path, atoms, model_cfg["cutoff"], md_cfg, n_calls, compile=True)
                 cpu_ms["model_call_compiled"] = []
             for rep in range(args.repeats):
                 if on_cpu:
                     cpu_ms["model_call"].append(bare())
-                    if compiled_too:
+                    if True in compile_modes:
                         cpu_ms["model_call_compiled"].append(bare_compiled())
                 for r, compiled in variants:
                     settings = wmd.MDSettings.from_config({**md_cfg, "n_steps": n_steps, "replicas": r,

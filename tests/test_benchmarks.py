@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+#: the md.compile variants need a C++ compiler for torch.compile's CPU backend
+HAVE_CXX = any(shutil.which(c) for c in ("g++", "c++", "clang++"))
 
 
 def _load():
@@ -26,7 +29,7 @@ def test_benchmarks_quick(tmp_path):
     stem = tmp_path / "bench"
     # planning is covered by the plan tests and needs the paper config's data folders: left out here
     bench.main(["--quick", "--only", "training", "--only", "ablation", "--only", "inference", "--only", "md",
-                "--md-compile", "--out", str(stem)])
+                *(["--md-compile"] if HAVE_CXX else []), "--out", str(stem)])
     results = json.loads(stem.with_suffix(".json").read_text())
     assert {"machine", "training", "ablation", "inference", "md", "main_job"} <= set(results)
     training = results["training"]
@@ -42,9 +45,10 @@ def test_benchmarks_quick(tmp_path):
     assert md["workflow_1_replica"]["steps_per_s"]["median"] > 0
     assert md["ase_spkcalculator"]["ns_per_day"]["median"] > 0
     assert "workflow_2_replicas" in md and "ratio_workflow_vs_ase" in md
-    assert md["workflow_2_replicas_compiled"]["replica_steps_per_s"]["median"] > 0
-    assert md["ratio_workflow_1_replica_compiled_vs_ase"]["median"] > 0 and md["first_compile_s"] > 0
-    assert "ceiling_ratio_vs_ase_cpu_compiled" in md
+    if HAVE_CXX:
+        assert md["workflow_2_replicas_compiled"]["replica_steps_per_s"]["median"] > 0
+        assert md["ratio_workflow_1_replica_compiled_vs_ase"]["median"] > 0 and md["first_compile_s"] > 0
+        assert "ceiling_ratio_vs_ase_cpu_compiled" in md
     assert "## Training" in stem.with_suffix(".md").read_text()
 
 

@@ -4,6 +4,7 @@ MD runs writing their files, temperature-restricted splits, and MD aggregation o
 from __future__ import annotations
 
 import json
+import shutil
 
 import h5py
 import numpy as np
@@ -296,6 +297,8 @@ def _saved_tiny_model(tmp_path, model_config):
     return path, model_config["cutoff"]
 
 
+#: torch.compile on the CPU (inductor) builds C++ kernels: without a compiler it can only fall back (tested below)
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "clang++")), reason="no C++ compiler")
 def test_compiled_model_md_matches_eager(tmp_path, tiny_model_config):
     """md.compile: the same energies and forces as the eager model, hence the same (deterministic) trajectory."""
     path, cutoff = _saved_tiny_model(tmp_path, tiny_model_config)

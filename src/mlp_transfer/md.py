@@ -210,6 +210,12 @@ class ASEMDCalculator(MDCalculator):
         self._update_system(system)
 
 
+def compile_representation(model) -> None:
+    """``model.representation`` through ``torch.compile`` with dynamic shapes (a changing number of neighbour
+    pairs does not recompile). Lazy: compilation happens on the first call."""
+    model.representation = torch.compile(model.representation, dynamic=True)
+
+
 class CachingNeighborListMD(NeighborListMD):
     """schnetpack's Verlet-skin MD neighbour list, minus its per-step bookkeeping between rebuilds.
 
@@ -269,7 +275,7 @@ class ModelMDCalculator(SchNetPackCalculator):
         self.compile_seconds = None  # wall time of the first (compiling) call
         self._compile_pending = bool(compile)
         if compile:
-            self.model.representation = torch.compile(self._eager_representation, dynamic=True)
+            compile_representation(self.model)
             self.compiled = True
 
     def _generate_input(self, system: System) -> dict:
