@@ -112,6 +112,20 @@ def test_gradient_clip_norm_has_no_default(tiny, load):
     assert load(tiny)["training"]["gradient_clip_norm"] == 5.0
 
 
+@pytest.mark.parametrize("delta", [0, -0.05, "small"])
+def test_bad_force_huber_delta(tiny, load, delta):
+    tiny["training"]["force_huber_delta"] = delta
+    with pytest.raises(ConfigError, match="force_huber_delta"):
+        load(tiny)
+
+
+def test_force_huber_delta_has_no_default(tiny, load):
+    """Absent means the squared error and stays absent, so existing run fingerprints do not change."""
+    assert "force_huber_delta" not in load(tiny)["training"]
+    tiny["training"]["force_huber_delta"] = 0.05
+    assert load(tiny)["training"]["force_huber_delta"] == 0.05
+
+
 # -------------------------------------------------------------------------------------- cross-references
 
 def test_pair_with_unknown_dataset(tiny, load):

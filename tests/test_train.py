@@ -18,7 +18,7 @@ from mlp_transfer import models
 from mlp_transfer.batching import ENERGY_REF, FORCES_REF, StructureSet, mean_energy_per_atom
 from mlp_transfer.data.common import attach_results
 from mlp_transfer.splits import write_splits
-from mlp_transfer.train import Trainer, TrainSettings, run_training
+from mlp_transfer.train import Trainer, TrainSettings, force_loss, run_training
 
 HISTORY_COLUMNS = ["step", "epoch", "wall_time_s", "lr", "train_loss", "val_loss",
                    "val_energy_mae_mev_atom", "val_force_mae_mev_ang"]
@@ -501,6 +501,36 @@ def test_loose_gradient_clipping_is_the_plain_run(train):
     _, _, plain = train("plain")
     _, _, loose = train("loose", config=training_config(gradient_clip_norm=1e12))
     pd.testing.assert_frame_equal(plain.drop(columns="wall_time_s"), loose.drop(columns="wall_time_s"))
+
+
+# --------------------------------------------------------------------------------------- Huber force loss
+
+def test_force_loss_is_squared_error_below_delta_and_linear_beyond():
+    errors = torch.tensor([0.01, -0.03, 0.2, -1.0], dtype=torch.float64)
+    delta = 0.05
+    expected = np.mean([0.01 ** 2, 0.03 ** 2, 2 * delta * 0.2 - delta ** 2, 2 * delta * 1.0 - delta ** 2])
+    assert float(force_loss(errors, delta)) == pytest.approx(expected, rel=1e-12)
+    assert float(force_loss(errors, None)) == pytest.approx(float((errors ** 2).mean()), rel=1e-12)
+    # The tail's gradient is bounded by 2 delta per component; the squared error's grows with the error.
+    errors.requires_grad_(True)
+    force_loss(errors, delta).backward()
+    assert float(errors.grad.abs().max()) == pytest.approx(2 * delta / len(errors), rel=1e-12)
+
+
+def test_huber_force_loss_changes_training_and_validation_loss(train):
+    _, _, plain = train("plain")
+    _, _, huber = train("huber", config=training_config(force_huber_delta=1e-3))
+    # Step 0 validates the same initial weights: only the loss formula differs there.
+    assert huber["val_force_mae_mev_ang"].iloc[0] == pytest.approx(plain["val_force_mae_mev_ang"].iloc[0])
+    assert huber["val_loss"].iloc[0] < plain["val_loss"].iloc[0]
+    assert not huber["val_force_mae_mev_ang"].iloc[1:].equals(plain["val_force_mae_mev_ang"].iloc[1:])
+
+
+def test_huber_delta_no_error_reaches_is_the_plain_run(train):
+    """With every error below delta the Huber term is the squared error, so the run is the plain one."""
+    _, _, plain = train("plain")
+    _, _, wide = train("wide", config=training_config(force_huber_delta=1e6))
+    pd.testing.assert_frame_equal(plain.drop(columns="wall_time_s"), wide.drop(columns="wall_time_s"))
 
 
 def test_ema_resume_mid_run_reproduces_values(train, monkeypatch):

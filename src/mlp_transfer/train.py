@@ -6,7 +6,8 @@ initialisation (random, or copied from the source model) and the learning rate d
 between transfer and scratch is fair by construction. Every validation is logged with its optimiser step
 and wall time, which makes "transfer expedites training" measurable.
 
-Loss: ``w_E * MSE(E/N) + w_F * MSE(F)`` in eV units (per-atom energies, force components).
+Loss: ``w_E * MSE(E/N) + w_F * MSE(F)`` in eV units (per-atom energies, force components); with
+``force_huber_delta`` the force term is twice the Huber loss (see ``force_loss``).
 
 With ``ema_decay`` > 0 the weights used for validation, checkpoint selection and the saved model are an
 exponential moving average of the optimiser's iterates (as NequIP and MACE train): it smooths the
@@ -75,6 +76,7 @@ class TrainSettings:
     min_lr: float = 1e-5
     ema_decay: float = 0.0
     gradient_clip_norm: float | None = None
+    force_huber_delta: float | None = None
     threads: int = 1
     device: str = "cpu"
 
@@ -96,6 +98,16 @@ class TrainSettings:
         if unknown:
             raise ValueError(f"unknown training settings: {unknown}")
         return cls(**flat)
+
+
+def force_loss(force_err: torch.Tensor, huber_delta: float | None) -> torch.Tensor:
+    """Mean over force components of the squared error, or with ``huber_delta`` (eV/A) of twice the Huber
+    loss: the squared error up to delta and ``2 delta |x| - delta^2`` beyond, so that the bulk of the errors
+    keeps its weight against the energy term while the heavy tail (hot, strongly distorted structures) pulls
+    only linearly, as the MAE it is judged by does."""
+    if huber_delta is None:
+        return (force_err ** 2).mean()
+    return 2.0 * torch.nn.functional.huber_loss(force_err, torch.zeros_like(force_err), delta=huber_delta)
 
 
 def _loss_terms(pred: dict, batch: dict):
@@ -170,7 +182,8 @@ class Trainer:
         e = torch.cat(energy_errors)
         f = torch.cat(force_errors)
         s = self.settings
-        return {"val_loss": float(s.energy_weight * (e ** 2).mean() + s.forces_weight * (f ** 2).mean()),
+        val_loss = s.energy_weight * (e ** 2).mean() + s.forces_weight * force_loss(f, s.force_huber_delta)
+        return {"val_loss": float(val_loss),
                 "val_energy_mae_mev_atom": float(e.abs().mean() * 1000),
                 "val_force_mae_mev_ang": float(f.abs().mean() * 1000)}
 
@@ -274,7 +287,7 @@ class Trainer:
                                              self.device)
                 pred = self.model(batch)
                 e_err, f_err = _loss_terms(pred, batch)
-                loss = s.energy_weight * (e_err ** 2).mean() + s.forces_weight * (f_err ** 2).mean()
+                loss = s.energy_weight * (e_err ** 2).mean() + s.forces_weight * force_loss(f_err, s.force_huber_delta)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if s.gradient_clip_norm is not None:
