@@ -12,7 +12,9 @@ step and the speed-up ideas measured one by one), ``inference`` (energy+forces a
 1 and 2 batched replicas; ``--device cuda`` runs both engines on the GPU and reports wall-time figures
 only), ``planning`` (``benchmarks/plan_benchmark.py``'s dry run of config/paper.yaml), ``startup`` (the
 CPU seconds each job of the default main job pays before its own work: interpreter start and the imports of its
-rule script, times the number of such jobs in the default DAG).
+rule script, times the number of such jobs in the default DAG), ``architectures`` (a training step of SO3net at
+each ``--lmax`` against PaiNN, both at ``--arch-config``'s model width, depth and cutoff: what a higher-order
+model costs before it is trained for accuracy).
 Compared variants run interleaved (A, B, A, B, ...) so that load from other jobs on a shared machine hits
 both; every figure is reported as median and [min, max] over ``--repeats``.
 
@@ -53,7 +55,7 @@ from mlp_transfer.md import compile_representation  # noqa: E402
 from mlp_transfer.reference import diamond_cell, sw_calculator  # noqa: E402
 from mlp_transfer.train import Trainer, TrainSettings, _loss_terms  # noqa: E402
 
-SECTIONS = ("training", "ablation", "inference", "md", "planning", "startup")
+SECTIONS = ("training", "ablation", "inference", "md", "planning", "startup", "architectures")
 ELEMENT = "Ge"
 
 
@@ -515,6 +517,55 @@ def bench_inference(args, results: dict) -> None:
     results["inference"] = {"threads": args.threads, **out}
 
 
+# -- architectures: what a higher-order equivariant model costs per training step -----------------------------
+def bench_architectures(args, results: dict) -> None:
+    """CPU ms per training step (forward, forces, double backward, Adam) of SO3net at each lmax vs PaiNN."""
+    model_cfg = dict(yaml.safe_load(Path(args.arch_config).read_text())["model"])
+    model_cfg.pop("lmax", None)
+    model_cfg["architecture"] = "painn"
+    if args.quick:
+        model_cfg.update(n_atom_basis=8, n_interactions=1, cutoff=4.0)
+    frames = make_frames(args.arch_batch, seed=5)
+    torch.set_num_threads(args.threads)
+    batch = StructureSet(frames, model_cfg["cutoff"]).batch(range(len(frames)))
+    variants = {"painn": model_cfg, **{f"so3net_lmax{lmax}": {**model_cfg, "architecture": "so3net", "lmax": lmax}
+                                       for lmax in args.lmax}}
+    trained = {}
+    for name, cfg in variants.items():
+        torch.manual_seed(0)
+        model = models.build_model(**cfg)
+        models.set_energy_offset(model, mean_energy_per_atom(frames))
+        trained[name] = (model, torch.optim.Adam(model.parameters(), lr=1e-4))
+
+    def step_cpu_ms(name: str) -> float:
+        model, opt = trained[name]
+        start = time.process_time()
+        for _ in range(args.arch_steps):
+            e_err, f_err = _loss_terms(model(dict(batch)), batch)
+            loss = 10.0 * (e_err ** 2).mean() + (f_err ** 2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return 1000 * (time.process_time() - start) / args.arch_steps
+
+    for name in variants:  # one untimed step each: first-call allocations
+        model, opt = trained[name]
+        e_err, f_err = _loss_terms(model(dict(batch)), batch)
+        ((e_err ** 2).mean() + (f_err ** 2).mean()).backward()
+        opt.zero_grad(set_to_none=True)
+    times = {name: [] for name in variants}
+    for r in range(args.repeats):
+        for name in variants:  # interleaved
+            times[name].append(step_cpu_ms(name))
+        print(f"architectures repeat {r + 1}: " + ", ".join(f"{n} {t[-1]:.0f} CPU ms/step" for n, t in times.items())
+              + f"; {cpu_pressure()}", flush=True)
+    out = {name: {"cpu_ms_per_step": spread(t), "n_parameters": models.count_parameters(trained[name][0]),
+                  "ratio_vs_painn": spread([a / b for a, b in zip(t, times["painn"])])}
+           for name, t in times.items()}
+    results["architectures"] = {"model": model_cfg, "n_structures": len(frames), "n_atoms": len(frames[0]),
+                                "steps": args.arch_steps, "threads": args.threads, "variants": out}
+
+
 # -- MD --------------------------------------------------------------------------------------------------
 def model_call_cpu_ms(path: Path, atoms, cutoff: float, md_cfg: dict, n_calls: int, compile: bool = False):
     """A function returning CPU ms of one bare energy+forces call of the saved model on ``atoms``.
@@ -877,6 +928,18 @@ def markdown(results: dict) -> str:
                   "Each library alone (fresh interpreter, CPU s): " + ", ".join(
                       f"`import {lib}` {fmt(v, 2)}" for lib, v in st["library_import_cpu_s"].items())
                   + " (schnetpack imports pytorch_lightning, which imports torch).", ""]
+    if "architectures" in results:
+        a = results["architectures"]
+        m = a["model"]
+        lines += ["## Training step: SO3net vs PaiNN", "",
+                  f"{a['n_structures']} structures of {a['n_atoms']} atoms per step, {m['n_atom_basis']} features x "
+                  f"{m['n_interactions']} interactions, cutoff {m['cutoff']} Å, {m['n_rbf']} radial functions, "
+                  f"{a['threads']} thread(s), {a['steps']} steps per repeat; CPU time.", "",
+                  "| model | parameters | CPU ms/step | vs PaiNN |", "|---|---|---|---|"]
+        for name, v in a["variants"].items():
+            lines.append(f"| {name} | {v['n_parameters']} | {fmt(v['cpu_ms_per_step'], 0)} | "
+                         f"{fmt(v['ratio_vs_painn'], 1)} |")
+        lines.append("")
     mj = results.get("main_job", {})
     lines += ["## Main job (default config)", "", mj.get("status", "") +
               (f": {mj['n_jobs']} jobs, {mj['sum_job_s']:.0f} s summed" if "sum_job_s" in mj else ""), ""]
@@ -904,6 +967,11 @@ def parse_args(argv=None):
                    help="leave out the torch.compile variants of the ablation and of MD (compilation takes minutes)")
     p.add_argument("--md-compile", action="store_true",
                    help="include the md.compile variants in MD even with --quick")
+    p.add_argument("--arch-config", default=str(REPO / "config" / "mlearn.yaml"),
+                   help="architectures: the config whose model (width, depth, cutoff, radial basis) both use")
+    p.add_argument("--lmax", type=int, nargs="+", default=[1, 2, 3], help="architectures: SO3net lmax values")
+    p.add_argument("--arch-batch", type=int, default=4, help="architectures: 64-atom structures per step")
+    p.add_argument("--arch-steps", type=int, default=2, help="architectures: timed steps per repeat")
     p.add_argument("--plan-config", default=str(REPO / "config" / "paper.yaml"))
     p.add_argument("--plan-repeats", type=int, default=3)
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "benchmarks"),
@@ -915,6 +983,7 @@ def parse_args(argv=None):
         args.repeats, args.train_frames, args.val_frames, args.test_frames = 1, 4, 2, 2
         args.epochs, args.ablation_steps, args.inference_frames = 1, 3, 1
         args.supercells, args.md_steps, args.replicas, args.plan_repeats = [1], 5, [1, 2], 1
+        args.lmax, args.arch_batch, args.arch_steps = [1, 2], 1, 1
     return args
 
 
@@ -924,7 +993,8 @@ def main(argv=None) -> dict:
     results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), "cpu_pressure_start": cpu_pressure(),
                "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
     runners = {"training": bench_training, "ablation": bench_ablation, "inference": bench_inference,
-               "md": bench_md, "planning": bench_planning, "startup": bench_startup}
+               "md": bench_md, "planning": bench_planning, "startup": bench_startup,
+               "architectures": bench_architectures}
     for name in SECTIONS:
         if name in sections:
             t0 = time.perf_counter()

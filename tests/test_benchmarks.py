@@ -29,6 +29,7 @@ def test_benchmarks_quick(tmp_path):
     stem = tmp_path / "bench"
     # planning is covered by the plan tests and needs the paper config's data folders: left out here
     bench.main(["--quick", "--only", "training", "--only", "ablation", "--only", "inference", "--only", "md",
+                "--only", "architectures",
                 *(["--md-compile"] if HAVE_CXX else []), "--out", str(stem)])
     results = json.loads(stem.with_suffix(".json").read_text())
     assert {"machine", "training", "ablation", "inference", "md", "main_job"} <= set(results)
@@ -49,7 +50,12 @@ def test_benchmarks_quick(tmp_path):
         assert md["workflow_2_replicas_compiled"]["replica_steps_per_s"]["median"] > 0
         assert md["ratio_workflow_1_replica_compiled_vs_ase"]["median"] > 0 and md["first_compile_s"] > 0
         assert "ceiling_ratio_vs_ase_cpu_compiled" in md
-    assert "## Training" in stem.with_suffix(".md").read_text()
+    variants = results["architectures"]["variants"]
+    assert set(variants) == {"painn", "so3net_lmax1", "so3net_lmax2"}
+    assert variants["painn"]["ratio_vs_painn"]["median"] == 1.0
+    assert all(v["cpu_ms_per_step"]["median"] > 0 and v["n_parameters"] > 0 for v in variants.values())
+    text = stem.with_suffix(".md").read_text()
+    assert "## Training" in text and "## Training step: SO3net vs PaiNN" in text
 
 
 BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"

@@ -126,6 +126,28 @@ def test_force_huber_delta_has_no_default(tiny, load):
     assert load(tiny)["training"]["force_huber_delta"] == 0.05
 
 
+def test_so3net_needs_lmax(tiny, load):
+    tiny["model"]["architecture"] = "so3net"
+    with pytest.raises(ConfigError, match="model.lmax: architecture so3net needs lmax"):
+        load(tiny)
+    tiny["model"]["lmax"] = 3
+    assert load(tiny)["model"]["lmax"] == 3
+
+
+@pytest.mark.parametrize("lmax, problem", [(2, "only architecture so3net has lmax"), (0, "lmax"), (2.5, "lmax")])
+def test_lmax_outside_so3net_or_out_of_range(tiny, load, lmax, problem):
+    tiny["model"]["lmax"] = lmax
+    if lmax != 2:
+        tiny["model"]["architecture"] = "so3net"
+    with pytest.raises(ConfigError, match=problem):
+        load(tiny)
+
+
+def test_painn_model_section_gets_no_lmax(tiny, load):
+    """No default: PaiNN and SchNet model sections, and so their run fingerprints, stay as they were."""
+    assert "lmax" not in load(tiny)["model"]
+
+
 # -------------------------------------------------------------------------------------- cross-references
 
 def test_pair_with_unknown_dataset(tiny, load):

@@ -145,6 +145,21 @@ def test_model_candidates_load_and_share_source_models_per_distinct_model(write)
     assert sources == {model_tag(m): m for m in sources.values()}
 
 
+def test_so3net_candidates_need_lmax_and_leaving_so3net_drops_it(write):
+    """Candidate models are checked whole: so3net without lmax is refused; a painn study can try so3net with an
+    lmax, and an so3net study's painn candidate does not inherit the lmax only so3net has."""
+    with pytest.raises(ConfigError, match=r"candidates.scratch\[0\].model.lmax: architecture so3net needs lmax"):
+        write({"size": 4, "candidates": {"transfer": [{"transfer_lr": 1e-3}],
+                                         "scratch": [{"model": {"architecture": "so3net"}}]}})
+    so3 = {"architecture": "so3net", "lmax": 3}
+    config = write({"size": 4, "candidates": {"transfer": [{"model": so3}], "scratch": [{"model": so3}]}})
+    base = config["model"]
+    assert list(search_source_models(config["hyperparameter_search"], base).values()) == [{**base, **so3}]
+    so3_study = {**base, **so3}
+    assert candidate_model(so3_study, {"model": {"architecture": "painn"}}) == {**base, "architecture": "painn"}
+    assert candidate_model(so3_study, {"model": {"lmax": 2}}) == {**so3_study, "lmax": 2}
+
+
 def test_model_tag_is_stable_and_tells_models_apart():
     model = {"architecture": "painn", "cutoff": 5.0, "n_atom_basis": 64, "n_interactions": 3, "n_rbf": 20}
     assert model_tag(model) == model_tag(dict(reversed(list(model.items()))))  # key order does not matter

@@ -351,10 +351,11 @@ def test_sw_reference_is_stable_and_thermostatted(tmp_path, thermostat):
     assert 600 < t[steps > 100].mean() < 1200
 
 
-def test_run_md_job_writes_trajectories_and_stability(tmp_path, tiny_model_config):
+@pytest.mark.parametrize("extra", [{}, {"architecture": "so3net", "lmax": 2}], ids=["painn", "so3net"])
+def test_run_md_job_writes_trajectories_and_stability(tmp_path, tiny_model_config, extra):
     """A model MD job: one schnetpack HDF5 per temperature (readable by HDF5Loader), one stability CSV."""
     torch.manual_seed(0)
-    model = build_model(**tiny_model_config)
+    model = build_model(**{**tiny_model_config, **extra})
     path = tmp_path / "model.pt"
     save_model(model, path)
     summary = tmp_path / "summary.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ase.data
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 
 from mlp_transfer import models
 from mlp_transfer.batching import StructureSet
@@ -31,8 +32,10 @@ def source_model(tiny_model_config):
     return model
 
 
-def predict(model, frames, cutoff=4.0):
-    batch = StructureSet(frames, cutoff).batch(range(len(frames)))
+def predict(model, frames, cutoff=4.0, dtype=None):
+    batch = StructureSet(frames, cutoff, with_targets=False).batch(range(len(frames)))
+    if dtype is not None:
+        batch = {k: v.to(dtype) if v.is_floating_point() else v for k, v in batch.items()}
     out = model(batch)
     return out["energy"].detach(), out["forces"].detach()
 
@@ -44,14 +47,63 @@ def assert_same_state(a: dict, b: dict, skip=()):
             assert torch.equal(a[key], b[key]), key
 
 
+def architecture_config(tiny_model_config: dict, architecture: str) -> dict:
+    config = dict(tiny_model_config, architecture=architecture)
+    if architecture == "so3net":
+        config["lmax"] = 3
+    return config
+
+
 @pytest.mark.parametrize("architecture", models.ARCHITECTURES)
 def test_build_model_energy_and_force_shapes(architecture, tiny_model_config, si_frames):
-    """Both architectures give one float64 energy per structure and one force vector per atom."""
-    config = dict(tiny_model_config, architecture=architecture)
-    energy, forces = predict(models.build_model(**config), si_frames)
+    """Every architecture gives one float64 energy per structure and one force vector per atom."""
+    energy, forces = predict(models.build_model(**architecture_config(tiny_model_config, architecture)), si_frames)
     assert energy.shape == (3,) and forces.shape == (24, 3)
     assert energy.dtype == torch.float64
     assert torch.isfinite(energy).all() and torch.isfinite(forces).all()
+
+
+@pytest.mark.parametrize("architecture", models.ARCHITECTURES)
+def test_energy_invariant_and_forces_equivariant_under_rotation(architecture, tiny_model_config, si_frames):
+    """A rigid rotation of a periodic structure (cell and positions) leaves the energy and rotates the forces."""
+    torch.manual_seed(3)
+    model = models.build_model(**architecture_config(tiny_model_config, architecture))
+    model = model.double()
+    rotation = Rotation.from_euler("zyx", [0.7, -0.4, 1.9]).as_matrix()
+    rotated = []
+    for atoms in si_frames:
+        atoms = atoms.copy()
+        atoms.set_cell(atoms.get_cell().array @ rotation.T, scale_atoms=False)
+        atoms.set_positions(atoms.get_positions() @ rotation.T)
+        rotated.append(atoms)
+    energy, forces = predict(model, si_frames, dtype=torch.float64)
+    energy_rot, forces_rot = predict(model, rotated, dtype=torch.float64)
+    # float32 inputs (positions rounded to ~1e-7 relative) bound the agreement; a broken equivariance is O(1).
+    torch.testing.assert_close(energy_rot, energy, rtol=1e-7, atol=1e-6)
+    torch.testing.assert_close(forces_rot, forces @ torch.from_numpy(rotation).T, rtol=1e-5, atol=1e-6)
+
+
+def test_so3net_needs_lmax_and_others_refuse_it(tiny_model_config):
+    with pytest.raises(ValueError, match="lmax is required for so3net"):
+        models.build_model(**dict(tiny_model_config, architecture="so3net"))
+    with pytest.raises(ValueError, match="only used by it"):
+        models.build_model(**dict(tiny_model_config, lmax=2))
+
+
+def test_so3net_copy_init_gives_the_target_the_source_chemistry(tiny_model_config, si_frames):
+    """With the embedding row copied, a Ge-labelled structure gets the Si energy (plus the offset change)."""
+    torch.manual_seed(0)
+    source = models.build_model(**architecture_config(tiny_model_config, "so3net"))
+    models.set_energy_offset(source, -4.3)
+    target = models.init_transfer_model(source, "Si", "Ge", "copy", target_energy_offset=-3.7)
+    relabelled = [atoms.copy() for atoms in si_frames]
+    for atoms in relabelled:
+        atoms.set_chemical_symbols(["Ge"] * len(atoms))
+    energy_si, forces_si = predict(source, si_frames)
+    energy_ge, forces_ge = predict(target, relabelled)
+    n_atoms = torch.tensor([len(a) for a in si_frames], dtype=torch.float64)
+    torch.testing.assert_close(energy_ge, energy_si + 0.6 * n_atoms, rtol=0, atol=1e-4)
+    torch.testing.assert_close(forces_ge, forces_si)
 
 
 def test_unknown_architecture():

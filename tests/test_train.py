@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import schnetpack as spk
 import torch
 from ase.build import bulk
 
@@ -287,6 +288,28 @@ def test_transfer_across_elements_uses_target_offset(scratch_run, train, sw_pool
     assert summary["energy_offset_ev_atom"] == pytest.approx(mean_energy_per_atom(subset), abs=1e-12)
     assert models.get_energy_offset(models.load_model(out / "model.pt")) == pytest.approx(
         mean_energy_per_atom(subset), abs=1e-12)
+
+
+def test_so3net_trains_as_source_and_transfers_across_elements(sw_pools, splits, tiny_model_config, tmp_path):
+    """The SO3net model goes through the same loop: a Si source run learns, and Ge fine-tuning from it
+    starts below a scratch Ge model's validation error."""
+    model_config = dict(tiny_model_config, architecture="so3net", lmax=2)
+    config = training_config(max_steps=30)
+
+    def run(name, **kwargs):
+        out = tmp_path / name
+        summary = run_training(size="all", seed=0, model_config=model_config, training_config=config,
+                               out_model=out / "model.pt", out_history=out / "history.csv",
+                               out_summary=out / "summary.json", **kwargs)
+        return out, summary, pd.read_csv(out / "history.csv")
+
+    source_dir, _, source = run("source", regime="source", pool=sw_pools["Si"], splits=splits["Si"], element="Si")
+    assert source.val_loss.min() < 0.8 * source.val_loss.iloc[0]
+    assert isinstance(models.load_model(source_dir / "model.pt").representation, spk.representation.SO3net)
+    _, _, scratch = run("scratch", regime="scratch", pool=sw_pools["Ge"], splits=splits["Ge"], element="Ge")
+    _, _, transfer = run("transfer", regime="transfer", pool=sw_pools["Ge"], splits=splits["Ge"], element="Ge",
+                         source_model=source_dir / "model.pt", source_element="Si")
+    assert transfer.val_force_mae_mev_ang.iloc[0] < scratch.val_force_mae_mev_ang.iloc[0]
 
 
 def test_transfer_needs_source_model(train):

@@ -52,9 +52,21 @@ def _check_sizes(what: str, sizes, n_validation: int, pool: int) -> None:
                           f"{n_validation} validation structures")
 
 
+def check_model_section(model: dict, where: str = "model") -> None:
+    """``lmax`` (the highest angular momentum of the features) belongs to so3net, which cannot do without it."""
+    architecture = model.get("architecture", "painn")
+    if architecture == "so3net" and "lmax" not in model:
+        raise ConfigError(f"{where}.lmax: architecture so3net needs lmax (the highest angular momentum of its "
+                          f"features, e.g. 3: the first order at which a tetrahedral environment is not blind)")
+    if architecture != "so3net" and "lmax" in model:
+        raise ConfigError(f"{where}.lmax: only architecture so3net has lmax; {architecture} does not use it")
+
+
 def check_config(config: dict) -> None:
     """Raise :class:`ConfigError` on inconsistencies the schema cannot express."""
     from mlp_transfer.reference import SW_PARAMETERS
+
+    check_model_section(config["model"])
 
     datasets = config["datasets"]
     for name, dataset in datasets.items():

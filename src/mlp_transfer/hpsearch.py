@@ -57,8 +57,13 @@ def training_overrides(candidate: dict) -> dict:
 
 
 def candidate_model(model: dict, candidate: dict) -> dict:
-    """The config's ``model`` section with a candidate's model overrides."""
-    return {**model, **candidate.get(MODEL_KEY, {})}
+    """The config's ``model`` section with a candidate's model overrides; a candidate that moves an so3net study
+    to another architecture drops the study's ``lmax``, which only so3net has."""
+    overrides = candidate.get(MODEL_KEY, {})
+    merged = {**model, **overrides}
+    if "architecture" in overrides and overrides["architecture"] != "so3net" and "lmax" not in overrides:
+        merged.pop("lmax", None)
+    return merged
 
 
 def model_tag(model: dict) -> str:
@@ -127,11 +132,15 @@ def _check_model_overrides(where: str, overrides, model: dict, model_schema: dic
         raise ValueError(f"{where}: {unknown} are not model settings (known: {sorted(known)})")
     import jsonschema
 
+    from mlp_transfer.config import check_model_section
+
+    merged = candidate_model(model, {MODEL_KEY: overrides})
     try:
-        jsonschema.validate({**model, **overrides}, model_schema)
+        jsonschema.validate(merged, model_schema)
     except jsonschema.ValidationError as exc:
         key = ".".join(str(p) for p in exc.absolute_path)
         raise ValueError(f"{where}{'.' + key if key else ''}: {exc.message}") from None
+    check_model_section(merged, where)
 
 
 def selection_table(summaries: list[str | Path], select_by: str = "val_loss") -> pd.DataFrame:

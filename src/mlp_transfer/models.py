@@ -20,23 +20,35 @@ import torch
 
 log = logging.getLogger(__name__)
 
-ARCHITECTURES = ("painn", "schnet")
+ARCHITECTURES = ("painn", "schnet", "so3net")
 EMBEDDING_INITS = ("copy", "random")
 
 
 def build_model(architecture: str = "painn", cutoff: float = 4.5, n_atom_basis: int = 32,
-                n_interactions: int = 2, n_rbf: int = 20) -> spk.model.NeuralNetworkPotential:
-    """A PaiNN or SchNet energy model with forces from autograd and a per-atom energy offset."""
+                n_interactions: int = 2, n_rbf: int = 20, lmax: int | None = None) -> spk.model.NeuralNetworkPotential:
+    """A PaiNN, SchNet or SO3net energy model with forces from autograd and a per-atom energy offset.
+
+    SO3net carries spherical-harmonic features up to ``lmax``. Why that can matter for tetrahedral solids: the
+    l = 1 and l = 2 moments of a tetrahedral neighbour shell vanish by symmetry (l = 3 is the first that does
+    not), and SO3net gates by scalars instead of feature norms, so it has no kink at the ideal crystal where
+    PaiNN's vector features vanish (see ``mlp_transfer.properties``).
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
+    if (architecture == "so3net") != (lmax is not None):
+        raise ValueError(f"lmax is required for so3net and only used by it; got architecture {architecture!r}, "
+                         f"lmax {lmax!r}")
     radial_basis = spk.nn.GaussianRBF(n_rbf=n_rbf, cutoff=cutoff)
     cutoff_fn = spk.nn.CosineCutoff(cutoff)
-    if architecture == "painn":
+    if architecture == "so3net":
+        representation = spk.representation.SO3net(n_atom_basis=n_atom_basis, n_interactions=n_interactions,
+                                                    lmax=lmax, radial_basis=radial_basis, cutoff_fn=cutoff_fn)
+    elif architecture == "painn":
         representation = spk.representation.PaiNN(n_atom_basis=n_atom_basis, n_interactions=n_interactions,
                                                    radial_basis=radial_basis, cutoff_fn=cutoff_fn)
-    elif architecture == "schnet":
+    else:
         representation = spk.representation.SchNet(n_atom_basis=n_atom_basis, n_interactions=n_interactions,
                                                    radial_basis=radial_basis, cutoff_fn=cutoff_fn)
-    else:
-        raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
     return spk.model.NeuralNetworkPotential(
         representation=representation,
         input_modules=[spk.atomistic.PairwiseDistances()],
@@ -63,7 +75,7 @@ def get_energy_offset(model) -> float:
 
 
 def embedding_weight(model) -> torch.nn.Parameter:
-    """The (Z_max x F) element embedding: the only trainable per-element tensor of PaiNN and SchNet."""
+    """The (Z_max x F) element embedding: the only trainable per-element tensor of PaiNN, SchNet and SO3net."""
     return model.representation.embedding.weight
 
 
