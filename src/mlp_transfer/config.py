@@ -66,7 +66,7 @@ def check_config(config: dict) -> None:
     """Raise :class:`ConfigError` on inconsistencies the schema cannot express."""
     from mlp_transfer.reference import SW_PARAMETERS
 
-    check_model_section(config["model"])
+    check_model_section(config.get("model", {}))
 
     datasets = config["datasets"]
     for name, dataset in datasets.items():
