@@ -548,11 +548,8 @@ def bench_architectures(args, results: dict) -> None:
             opt.step()
         return 1000 * (time.process_time() - start) / args.arch_steps
 
-    for name in variants:  # one untimed step each: first-call allocations
-        model, opt = trained[name]
-        e_err, f_err = _loss_terms(model(dict(batch)), batch)
-        ((e_err ** 2).mean() + (f_err ** 2).mean()).backward()
-        opt.zero_grad(set_to_none=True)
+    for name in variants:  # untimed first steps: first-call allocations
+        step_cpu_ms(name)
     times = {name: [] for name in variants}
     for r in range(args.repeats):
         for name in variants:  # interleaved
@@ -930,10 +927,11 @@ def markdown(results: dict) -> str:
                   + " (schnetpack imports pytorch_lightning, which imports torch).", ""]
     if "architectures" in results:
         a = results["architectures"]
-        m = a["model"]
+        arch_model = a["model"]  # not ``m``: that is the machine above
         lines += ["## Training step: SO3net vs PaiNN", "",
-                  f"{a['n_structures']} structures of {a['n_atoms']} atoms per step, {m['n_atom_basis']} features x "
-                  f"{m['n_interactions']} interactions, cutoff {m['cutoff']} Å, {m['n_rbf']} radial functions, "
+                  f"{a['n_structures']} structures of {a['n_atoms']} atoms per step, {arch_model['n_atom_basis']} "
+                  f"features x {arch_model['n_interactions']} interactions, cutoff {arch_model['cutoff']} Å, "
+                  f"{arch_model['n_rbf']} radial functions, "
                   f"{a['threads']} thread(s), {a['steps']} steps per repeat; CPU time.", "",
                   "| model | parameters | CPU ms/step | vs PaiNN |", "|---|---|---|---|"]
         for name, v in a["variants"].items():
