@@ -13,6 +13,7 @@ STAGES = {
     "train": ("mlp_transfer.train", "Train a model (source, transfer or scratch)"),
     "hpsearch-table": ("mlp_transfer.hpsearch", "Rank hyper-parameter candidates by validation loss"),
     "evaluate": ("mlp_transfer.evaluate", "Evaluate a trained model on test sets"),
+    "committee": ("mlp_transfer.committee", "Evaluate seed committees (mean prediction, spread) and tabulate them"),
     "aggregate": ("mlp_transfer.aggregate", "Build learning-curve tables and plots from finished runs"),
     "published": ("mlp_transfer.published", "Test errors of the study beside published potentials"),
     "md": ("mlp_transfer.md", "Run NVT MD of a model or the reference and check stability"),

@@ -36,16 +36,28 @@ def _numeric_size(value) -> float:
         return float("-inf")
 
 
-def comparison_table(summary: pd.DataFrame, source_models: pd.DataFrame, published: dict) -> pd.DataFrame:
+def comparison_table(summary: pd.DataFrame, source_models: pd.DataFrame, published: dict,
+                     committee: pd.DataFrame | None = None) -> pd.DataFrame:
     """Our best-size models and the source model beside the published errors of the same element and test set.
 
-    ``summary``: the study's summary.csv (mean/std over seeds); ``source_models``: source_models.csv.
+    ``summary``: the study's summary.csv (mean/std over seeds); ``source_models``: source_models.csv;
+    ``committee``: the study's committee.csv (seed committees, one row per regime and size), optional.
     Only test sets that have a published entry appear.
     """
     rows = []
     for (dataset, source, target), pair in summary.groupby(["dataset", "source", "target"], sort=True):
         largest = max(pair["n_train"], key=_numeric_size)
-        for element, ours in ((target, pair[pair["n_train"] == largest]),
+        ours_target = pair[pair["n_train"] == largest]
+        if committee is not None and not committee.empty:
+            cells = committee[(committee["dataset"] == dataset) & (committee["source"] == source)
+                              & (committee["target"] == target)
+                              & (committee["n_train"].astype(str) == str(largest))]
+            cells = cells.assign(regime=[f"{r} committee of {n}" for r, n in zip(cells["regime"], cells["n_members"])],
+                                 n_seeds=cells["n_members"],
+                                 **{f"{m}_mean": cells[m] for m in METRICS},
+                                 **{f"{m}_std": float("nan") for m in METRICS})
+            ours_target = pd.concat([ours_target, cells], ignore_index=True)
+        for element, ours in ((target, ours_target),
                               (source, _source_rows(source_models, dataset, source))):
             entries = anchors(published, dataset, element)
             for test_set in sorted({e["test_set"] for e in entries}):
@@ -81,7 +93,8 @@ def _source_rows(source_models: pd.DataFrame, dataset: str, element: str) -> pd.
 
 def comparison_markdown(table: pd.DataFrame) -> str:
     parts = ["# Test errors beside published potentials\n",
-             "\nOur rows: the largest target training size (mean ± std over seeds) and the source model. "
+             "\nOur rows: the largest target training size (mean ± std over seeds; a committee row: the test MAE of "
+             "the seeds' mean prediction) and the source model. "
              "Ratio: our MAE over the best published MAE (below 1: better).\n"]
     if table.empty:
         parts.append("\n_No test set with published errors._\n")
@@ -110,13 +123,15 @@ def _ratio(value) -> str:
     return "" if pd.isna(value) else f"{value:.2f}"
 
 
-def write_comparison(summary_csv, source_csv, published: dict, out_csv, out_md) -> pd.DataFrame:
+def write_comparison(summary_csv, source_csv, published: dict, out_csv, out_md,
+                     committee_csv=None) -> pd.DataFrame:
     try:
         summary = pd.read_csv(summary_csv)
         source = pd.read_csv(source_csv)
+        committee = pd.read_csv(committee_csv) if committee_csv else None
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ValueError(f"cannot read the study's tables: {exc}") from exc
-    table = comparison_table(summary, source, published)
+    table = comparison_table(summary, source, published, committee)
     write_csv(table, out_csv)
     write_text(out_md, comparison_markdown(table))
     return table
@@ -128,6 +143,7 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary", required=True, help="summary.csv of the study")
     parser.add_argument("--source", required=True, help="source_models.csv of the study")
     parser.add_argument("--configfile", required=True, help="the study's config (aggregation.published_errors)")
+    parser.add_argument("--committee", help="committee.csv of the study (seed committees), optional")
     parser.add_argument("--out-csv", required=True)
     parser.add_argument("--out-md", required=True)
     args = parser.parse_args(argv)
@@ -135,7 +151,8 @@ def cli(argv: list[str] | None = None) -> int:
 
     try:
         published = load_config(args.configfile)["aggregation"].get("published_errors", {})
-        table = write_comparison(args.summary, args.source, published, args.out_csv, args.out_md)
+        table = write_comparison(args.summary, args.source, published, args.out_csv, args.out_md,
+                                 args.committee)
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

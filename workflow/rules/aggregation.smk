@@ -34,12 +34,32 @@ rule source_table:
         "../scripts/source_table.py"
 
 
+if COMMITTEE:
+
+    rule committee_table:
+        input:
+            get_committee_csvs(),
+        output:
+            csv=f"{RESULTS}/tables/committee.csv",
+            md=f"{RESULTS}/tables/committee.md",
+        log:
+            "logs/committee_table.log",
+        localrule: True
+        conda:
+            "../../envs/environment.yaml"
+        script:
+            "../scripts/committee_table.py"
+
+    FINAL_OUTPUTS.append(f"{RESULTS}/tables/committee.csv")
+
+
 if config["aggregation"]["published_errors"]:
 
     rule published_comparison:
         input:
             summary=f"{RESULTS}/tables/summary.csv",
             source=f"{RESULTS}/tables/source_models.csv",
+            committee=[f"{RESULTS}/tables/committee.csv"] if COMMITTEE else [],
         output:
             csv=f"{RESULTS}/tables/published_comparison.csv",
             md=f"{RESULTS}/tables/published_comparison.md",

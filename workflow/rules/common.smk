@@ -82,6 +82,27 @@ def get_source_evals(wildcards=None):
     return sorted({f"{RESULTS}/eval_source/{p['dataset']}/{p['source']}.csv" for p in PAIRS})
 
 
+# Seed committees (mean prediction of a cell's seeds) need at least two seeds.
+COMMITTEE = config["aggregation"]["committee"] and len(SEEDS) >= 2
+
+
+def committee_member_files(wildcards, name):
+    """``name`` (model.pt, summary.json) of every seed's run of one (pair, regime, size) cell."""
+    return [f"{run_dir(wildcards.dataset, wildcards.source, wildcards.target, wildcards.regime, wildcards.size, seed)}"
+            f"/{name}" for seed in SEEDS]
+
+
+def get_committee_inputs(wildcards):
+    return {"models": committee_member_files(wildcards, "model.pt"),
+            "summaries": committee_member_files(wildcards, "summary.json"),
+            "test": data_files(wildcards.dataset, wildcards.target)["test"]}
+
+
+def get_committee_csvs(wildcards=None):
+    cells = {(r["dataset"], r["source"], r["target"], r["regime"], r["size"]) for r in target_runs()}
+    return [f"{RESULTS}/eval_committee/{d}/{s}-{t}/{regime}/n{size}.csv" for d, s, t, regime, size in sorted(cells)]
+
+
 def train_inputs(wildcards, seed):
     """Pool, split file of ``seed`` and (transfer only) the source model of one target training run."""
     inputs = {

@@ -38,3 +38,25 @@ rule evaluate_source:
         "../../envs/environment.yaml"
     script:
         "../scripts/evaluate.py"
+
+
+if COMMITTEE:
+
+    rule evaluate_committee:
+        input:
+            unpack(get_committee_inputs),
+        output:
+            f"{RESULTS}/eval_committee/{{dataset}}/{{source}}-{{target}}/{{regime}}/n{{size}}.csv",
+        log:
+            "logs/eval_committee/{dataset}/{source}-{target}/{regime}/n{size}.log",
+        params:
+            cutoff=config["model"]["cutoff"],
+            seeds=SEEDS,
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=30,
+        conda:
+            "../../envs/environment.yaml"
+        script:
+            "../scripts/evaluate_committee.py"

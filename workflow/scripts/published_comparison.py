@@ -5,4 +5,5 @@ log_to(snakemake.log[0])
 from mlp_transfer.published import write_comparison
 
 write_comparison(snakemake.input.summary, snakemake.input.source, snakemake.params.published,
-                 snakemake.output.csv, snakemake.output.md)
+                 snakemake.output.csv, snakemake.output.md,
+                 committee_csv=snakemake.input.committee[0] if snakemake.input.committee else None)
