@@ -51,6 +51,7 @@ def test_dry_run_plans_the_default_study(tmp_path):
     assert counts["evaluate_target"] == n_runs
     assert counts["train_source"] == 1
     assert counts["generate_sw"] == 2
+    assert counts["evaluate_committee"] == n_runs // len(lc["seeds"])
 
 
 def test_invalid_config_stops_planning(tmp_path):
@@ -131,8 +132,30 @@ def test_tiny_workflow_runs_the_hyperparameter_search(tiny_run):
 def test_tiny_workflow_compares_with_published_errors(tiny_run):
     table = pd.read_csv(tiny_run / "results/tables/published_comparison.csv")
     ours = table[table["citation"] == "this study"]
-    assert set(ours["test_set"]) == {"T300K"} and len(ours) == 2  # both regimes at the largest size
+    # both regimes at the largest size, as seed means and as seed committees
+    assert set(ours["test_set"]) == {"T300K"} and len(ours) == 4
+    assert sorted(ours["model"]) == ["scratch (Si→Ge)", "scratch committee of 2 (Si→Ge)", "transfer (Si→Ge)",
+                                     "transfer committee of 2 (Si→Ge)"]
     assert (ours["force_vs_best_published"] == ours["force_mae_mev_ang"] / 100.0).all()
+
+
+@pytest.mark.slow
+def test_tiny_workflow_evaluates_seed_committees(tiny_run):
+    """One committee per (regime, size) over all seeds; its force MAE is at most the members' mean (the MAE is
+    convex) and its member columns agree with the per-seed evaluations."""
+    config = yaml.safe_load(TINY.read_text())
+    grid = config["learning_curve"]
+    table = pd.read_csv(tiny_run / "results/tables/committee.csv")
+    lc = pd.read_csv(tiny_run / "results/tables/learning_curve.csv")
+    assert len(table) == len(grid["sizes"]) * len(grid["regimes"]) * lc["test_set"].nunique()
+    assert (table["n_members"] == len(grid["seeds"])).all()
+    assert (table["seeds"] == " ".join(map(str, grid["seeds"]))).all()
+    assert (table["force_mae_mev_ang"] <= table["member_force_mae_mev_ang_mean"] + 1e-9).all()
+    members = lc.groupby(["regime", "n_train", "test_set"])["force_mae_mev_ang"].mean()
+    for row in table.itertuples():
+        assert row.member_force_mae_mev_ang_mean == pytest.approx(members[(row.regime, row.n_train, row.test_set)],
+                                                                  rel=1e-6)
+    assert "Seed committees" in (tiny_run / "results/tables/committee.md").read_text()
 
 
 @pytest.mark.slow

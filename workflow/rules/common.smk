@@ -1,4 +1,5 @@
 import json
+import os
 
 from mlp_transfer.config import validate_config
 
@@ -88,8 +89,8 @@ COMMITTEE = config["aggregation"]["committee"] and len(SEEDS) >= 2
 
 def committee_member_files(wildcards, name):
     """``name`` (model.pt, summary.json) of every seed's run of one (pair, regime, size) cell."""
-    return [f"{run_dir(wildcards.dataset, wildcards.source, wildcards.target, wildcards.regime, wildcards.size, seed)}"
-            f"/{name}" for seed in SEEDS]
+    w = wildcards
+    return [os.path.join(run_dir(w.dataset, w.source, w.target, w.regime, w.size, seed), name) for seed in SEEDS]
 
 
 def get_committee_inputs(wildcards):
