@@ -411,6 +411,17 @@ def test_resume_mid_epoch_reproduces_values(train, monkeypatch):
                                rtol=0, atol=1e-6)
 
 
+def test_checkpoint_resumes_with_another_thread_count(train, monkeypatch):
+    """The thread count is not part of the run: a job retried with other cores resumes the checkpoint."""
+    kill_after_checkpoint(monkeypatch, 10)
+    with pytest.raises(Killed):
+        train(config=training_config(max_steps=20, threads=1))
+    monkeypatch.undo()
+    _, summary, history = train(config=training_config(max_steps=20, threads=2))
+    assert summary["resumed_from_step"] == 10 and summary["threads"] == 2
+    assert history.step.tolist() == [0, 5, 10, 15, 20]
+
+
 def test_checkpoint_for_other_settings_is_discarded(train, monkeypatch, tmp_path):
     """A checkpoint left by a run with different settings (here lr) is not resumed."""
     kill_after_checkpoint(monkeypatch, 10)

@@ -51,6 +51,10 @@ UNUSED_BY_REGIME = {"source": {"transfer_lr", "embedding_init"}, "scratch": {"tr
                     "transfer": {"lr"}}
 
 
+# Training keys that change how a run executes but not the run: a checkpoint resumes across them.
+EXECUTION_ONLY_KEYS = frozenset({"threads"})
+
+
 def regime_training_config(training: dict, regime: str) -> dict:
     """``training`` without the keys ``regime`` does not use."""
     return {key: value for key, value in training.items() if key not in UNUSED_BY_REGIME[regime]}
@@ -374,9 +378,12 @@ def run_training(*, regime: str, pool: str | Path, splits: str | Path, size: str
         lr = settings.lr
 
     checkpoint = Path(out_model).with_name("checkpoint.pt")
-    # A checkpoint is resumed only by the identical run: same settings, subset, data and source model.
+    # A checkpoint is resumed only by the identical run: same settings, subset, data and source model. The
+    # thread count is how the run executes, not what it computes (a retried SLURM job may get other cores),
+    # so it does not discard the work done.
+    run_settings = {key: value for key, value in training_config.items() if key not in EXECUTION_ONLY_KEYS}
     fingerprint = settings_hash({"regime": regime, "element": element, "size": size, "seed": seed,
-                                 "model": model_config, "training": training_config,
+                                 "model": model_config, "training": run_settings,
                                  "train": split["train"][str(size)], "validation": split["validation"],
                                  "pool_sha256": file_sha256(pool),
                                  "source_sha256": file_sha256(source_model) if source_model else None})
