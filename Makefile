@@ -55,3 +55,6 @@ tables: setup
 	$(BIN)/mlp-transfer aggregate --results results --configfile config/config.yaml
 	if [ -d results/md ]; then $(BIN)/mlp-transfer md-aggregate --results results; fi
 	if [ -d results/properties ]; then $(BIN)/mlp-transfer properties-aggregate --results results; fi
+	if [ -d results/eval_committee ]; then $(BIN)/mlp-transfer committee table \
+		--inputs $$(find results/eval_committee -name '*.csv' | sort) \
+		--out-csv results/tables/committee.csv --out-md results/tables/committee.md; fi
