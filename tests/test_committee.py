@@ -168,3 +168,24 @@ def test_published_comparison_gets_committee_rows():
     assert row.force_mae_mev_ang == 55.0 and np.isnan(row.force_mae_mev_ang_std)
     assert row.force_vs_best_published == pytest.approx(1.1)
     assert len(table) == 3  # seed mean, committee, GAP
+
+
+def test_grouped_committee_rows(members, test_frames, saved, tmp_path):
+    """Grouped by an info key: an 'all' row per test set equal to the ungrouped row, then one row per group."""
+    frames = [atoms.copy() for atoms in test_frames]
+    for atoms, original, group in zip(frames, test_frames, ["A", "B", "B", "A"]):
+        atoms.calc = original.calc
+        atoms.info["group"] = group
+    grouped = evaluate_committee(members, frames, cutoff=4.0, group_by="group")
+    plain = evaluate_committee(members, frames, cutoff=4.0)
+    assert grouped.columns[:2].tolist() == ["test_set", "group"]
+    assert list(zip(grouped.test_set, grouped.group)) == [("T900K", "all"), ("T900K", "A"), ("T900K", "B"),
+                                                          ("rattle", "all"), ("rattle", "B"), ("T300K", "all"),
+                                                          ("T300K", "A")]
+    whole = grouped[grouped.group == "all"].reset_index(drop=True)
+    np.testing.assert_allclose(whole[METRIC_COLUMNS].to_numpy(), plain[METRIC_COLUMNS].to_numpy(), rtol=1e-9)
+    paths, summaries, test_path = saved
+    out = tmp_path / "grouped.csv"
+    assert committee.cli(["evaluate", "--models", *map(str, paths), "--test", str(test_path), "--cutoff", "4",
+                          "--out", str(out), "--group-by", "test_set"]) == 0
+    assert pd.read_csv(out).group.tolist() == ["all", "T900K", "all", "rattle", "all", "T300K"]

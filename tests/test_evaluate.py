@@ -12,7 +12,8 @@ import torch
 
 from mlp_transfer import models
 from mlp_transfer.data.common import attach_results, write_extxyz
-from mlp_transfer.evaluate import METRIC_COLUMNS, error_metrics, evaluate_model, predict, run_evaluation
+from mlp_transfer.evaluate import (METRIC_COLUMNS, cli, error_metrics, evaluate_model, labelled_subsets, predict,
+                                   run_evaluation)
 
 LABELS = ["T900K", "rattle", "T900K", "T300K", "T900K"]
 
@@ -129,3 +130,61 @@ def test_run_evaluation_without_summary_keeps_metadata(saved, tmp_path):
                            summary_path=summary_path)
     assert list(added.columns[:3]) == ["dataset", "n_train", "test_set"]
     assert added.n_train.tolist() == [9] * 4
+
+
+def _with_groups(frames, groups):
+    out = [atoms.copy() for atoms in frames]
+    for atoms, original, group in zip(out, frames, groups):
+        atoms.calc = original.calc
+        if group is not None:
+            atoms.info["group"] = group
+    return out
+
+
+def test_labelled_subsets_group_each_test_set():
+    """Each test set's whole row (group 'all') comes first, then its groups in first-appearance order."""
+    frames = [type("F", (), {"info": info})() for info in (
+        {"test_set": "test", "group": "AIMD"}, {"test_set": "test", "group": "Vacancy"},
+        {"test_set": "hot", "group": "AIMD"}, {"test_set": "test", "group": "AIMD"})]
+    subsets = labelled_subsets(frames, "group")
+    assert [(labels, idx.tolist()) for labels, idx in subsets] == [
+        ({"test_set": "test", "group": "all"}, [0, 1, 3]), ({"test_set": "test", "group": "AIMD"}, [0, 3]),
+        ({"test_set": "test", "group": "Vacancy"}, [1]), ({"test_set": "hot", "group": "all"}, [2]),
+        ({"test_set": "hot", "group": "AIMD"}, [2])]
+    assert [labels for labels, _ in labelled_subsets(frames)] == [{"test_set": "test"}, {"test_set": "hot"}]
+
+
+def test_grouped_evaluation_rows_match_evaluating_each_group_alone(model, test_frames):
+    """A group's row has exactly the errors of evaluating its structures alone; the 'all' rows are the ungrouped
+    table; a structure without the key is an error naming it."""
+    groups = ["A", "B", "A", "B", "B", "A"]
+    frames = _with_groups(test_frames, groups)
+    grouped = evaluate_model(model, frames, cutoff=4.0, group_by="group")
+    plain = evaluate_model(model, frames, cutoff=4.0)
+    whole = grouped[grouped.group == "all"].reset_index(drop=True)
+    assert whole.test_set.tolist() == plain.test_set.tolist()
+    np.testing.assert_allclose(whole[METRIC_COLUMNS].to_numpy(), plain[METRIC_COLUMNS].to_numpy(), rtol=1e-9)
+    t900 = [i for i, f in enumerate(frames) if f.info.get("test_set") == "T900K"]  # indices 0, 2, 4: A, A, B
+    alone = evaluate_model(model, [frames[i] for i in t900 if groups[i] == "A"], cutoff=4.0)
+    row = grouped[(grouped.test_set == "T900K") & (grouped.group == "A")]
+    assert row.n_structures.item() == 2
+    np.testing.assert_allclose(row[METRIC_COLUMNS].to_numpy()[0], alone[METRIC_COLUMNS].to_numpy()[0], rtol=1e-9)
+    with pytest.raises(ValueError, match="index 3.*'group'"):
+        evaluate_model(model, _with_groups(test_frames, ["A", "B", "A", None, "B", "A"]), cutoff=4.0,
+                       group_by="group")
+
+
+def test_cli_group_by(saved, test_frames, tmp_path, capsys):
+    """--group-by adds the group column; a key the test file lacks exits 2 with the reason and writes nothing."""
+    model_path, test_path, _ = saved
+    grouped_path, out = tmp_path / "grouped.xyz", tmp_path / "grouped.csv"
+    write_extxyz(grouped_path, _with_groups(test_frames, ["A", "B", "A", "B", "B", "A"]))
+    assert cli(["--model", str(model_path), "--test", str(grouped_path), "--cutoff", "4", "--out", str(out),
+                "--group-by", "group"]) == 0
+    written = pd.read_csv(out)
+    assert written.columns[:2].tolist() == ["test_set", "group"]
+    assert written.group.tolist() == ["all", "A", "B", "all", "B", "all", "B", "all", "A"]
+    assert cli(["--model", str(model_path), "--test", str(test_path), "--cutoff", "4",
+                "--out", str(tmp_path / "none.csv"), "--group-by", "mlearn_group"]) == 2
+    assert "'mlearn_group'" in capsys.readouterr().err
+    assert not (tmp_path / "none.csv").exists()

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from mlp_transfer import models
-from mlp_transfer.evaluate import METRIC_COLUMNS, error_metrics, predict
+from mlp_transfer.evaluate import METRIC_COLUMNS, error_metrics, predict, labelled_subsets
 from mlp_transfer.io import write_csv, write_run_table, write_text
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,10 @@ def committee_metrics(ref_energy, n_atoms, ref_forces, member_energies: np.ndarr
     return row
 
 
-def evaluate_committee(members: Sequence, frames: Sequence, cutoff: float, device: str = "cpu") -> pd.DataFrame:
-    """One row per test set label (frames without one count as ``test``), in first-appearance order."""
+def evaluate_committee(members: Sequence, frames: Sequence, cutoff: float, device: str = "cpu",
+                       group_by: str | None = None) -> pd.DataFrame:
+    """One row per test set label (frames without one count as ``test``), in first-appearance order; with
+    ``group_by``, also per group of that ``atoms.info`` key (:func:`mlp_transfer.evaluate.labelled_subsets`)."""
     if len(members) < 2:
         raise CommitteeError(f"a committee needs at least 2 models, got {len(members)}")
     energies, forces = [], []
@@ -97,15 +99,14 @@ def evaluate_committee(members: Sequence, frames: Sequence, cutoff: float, devic
         forces.append(f)
         log.info("member %d/%d predicted %d structures", k + 1, len(members), len(frames))
     energies = np.stack(energies)
-    labels = np.array([str(atoms.info.get("test_set", "test")) for atoms in frames])
     rows = []
-    for label in dict.fromkeys(labels):
-        idx = np.flatnonzero(labels == label)
-        rows.append({"test_set": label, "n_structures": len(idx), **committee_metrics(
+    for labels, idx in labelled_subsets(frames, group_by):
+        rows.append({**labels, "n_structures": len(idx), **committee_metrics(
             [frames[i].calc.results["energy"] for i in idx], [len(frames[i]) for i in idx],
             [frames[i].calc.results["forces"] for i in idx], energies[:, idx],
             [[member[i] for i in idx] for member in forces])})
-    return pd.DataFrame(rows, columns=COMMITTEE_COLUMNS)
+    columns = COMMITTEE_COLUMNS if group_by is None else ["test_set", "group"] + COMMITTEE_COLUMNS[1:]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _common_n_train(summary_paths: Sequence[str | Path]) -> int:
@@ -125,7 +126,7 @@ def _common_n_train(summary_paths: Sequence[str | Path]) -> int:
 def run_committee_evaluation(model_paths: Sequence[str | Path], test_path: str | Path, out_csv: str | Path,
                              cutoff: float, metadata: dict | None = None,
                              summary_paths: Sequence[str | Path] | None = None, device: str = "cpu",
-                             threads: int = 1) -> pd.DataFrame:
+                             threads: int = 1, group_by: str | None = None) -> pd.DataFrame:
     """Evaluate the committee of saved models on a test file; write the per-test-set CSV (metadata first).
 
     ``summary_paths`` (the members' summary.json, in any order) give ``n_train`` and must agree on it.
@@ -139,10 +140,11 @@ def run_committee_evaluation(model_paths: Sequence[str | Path], test_path: str |
     torch.set_num_threads(threads)
     members = [models.load_model(path, device) for path in model_paths]
     frames = ase.io.read(str(test_path), index=":", format="extxyz")
-    table = write_run_table(evaluate_committee(members, frames, cutoff, device), out_csv, meta)
+    table = write_run_table(evaluate_committee(members, frames, cutoff, device, group_by), out_csv, meta)
     for row in table.itertuples():
-        log.info("%s: committee of %d: F MAE %.1f meV/A (members %.1f), E MAE %.2f meV/atom (members %.2f), "
-                 "spread-error rank correlation %.2f", row.test_set, row.n_members, row.force_mae_mev_ang,
+        log.info("%s%s: committee of %d: F MAE %.1f meV/A (members %.1f), E MAE %.2f meV/atom (members %.2f), "
+                 "spread-error rank correlation %.2f", row.test_set, f" [{row.group}]" if group_by else "",
+                 row.n_members, row.force_mae_mev_ang,
                  row.member_force_mae_mev_ang_mean, row.energy_mae_mev_atom, row.member_energy_mae_mev_atom_mean,
                  row.force_spread_error_spearman)
     return table
@@ -222,6 +224,8 @@ def cli(argv: list[str] | None = None) -> int:
     ev.add_argument("--meta", nargs="*", default=[], metavar="KEY=VALUE",
                     help="columns to prepend, e.g. dataset=mlearn source=Si target=Ge regime=transfer")
     ev.add_argument("--device", default="cpu")
+    ev.add_argument("--group-by", metavar="INFO_KEY",
+                    help="also report each group of this atoms.info key (e.g. group for mlearn data)")
     tab = sub.add_parser("table", help="stack committee CSVs into one table and its Markdown")
     tab.add_argument("--inputs", nargs="+", required=True)
     tab.add_argument("--out-csv", required=True)
@@ -232,7 +236,7 @@ def cli(argv: list[str] | None = None) -> int:
         if args.command == "evaluate":
             meta = dict(item.split("=", 1) for item in args.meta)
             run_committee_evaluation(args.models, args.test, args.out, args.cutoff, meta, args.summaries,
-                                     args.device)
+                                     args.device, group_by=args.group_by)
         else:
             print(write_committee_tables(args.inputs, args.out_csv, args.out_md).to_string(index=False))
     except (ValueError, FileNotFoundError, TypeError) as exc:  # CommitteeError is a ValueError

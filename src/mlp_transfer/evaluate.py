@@ -2,7 +2,9 @@
 
 Errors are reported per test set (the ``test_set`` label each test structure carries, e.g. one per MD
 temperature): energy MAE/RMSE per atom (meV/atom, on E/N of each structure) and force MAE/RMSE per
-Cartesian component (meV/Å).
+Cartesian component (meV/Å). With ``group_by`` (an ``atoms.info`` key such as mlearn's ``group``: AIMD-NVT,
+Vacancy, Elastic, Surface...) each test set's row (group ``all``) is followed by one row per value of that key,
+which shows where the error of a whole test set comes from.
 """
 
 from __future__ import annotations
@@ -59,14 +61,38 @@ def error_metrics(ref_energy, pred_energy, n_atoms, ref_forces, pred_forces) -> 
             "force_rmse_mev_ang": 1000 * float(np.sqrt(np.mean(df ** 2)))}
 
 
-def evaluate_model(model, frames, cutoff: float, device: str = "cpu") -> pd.DataFrame:
-    """One row per test set label (frames without a label count as ``test``)."""
-    energies, forces = predict(model, frames, cutoff, device=device)
+def labelled_subsets(frames, group_by: str | None = None) -> list[tuple[dict, np.ndarray]]:
+    """The labelled subsets errors are reported on: ``({"test_set": label}, indices)`` per test set label
+    (frames without one count as ``test``), in first-appearance order; with ``group_by``, each test set's
+    entry gets ``group: "all"`` and is followed by one entry per value of ``atoms.info[group_by]``.
+
+    A frame without that key is an error (a breakdown that silently drops structures would mislead).
+    """
     labels = np.array([str(atoms.info.get("test_set", "test")) for atoms in frames])
-    rows = []
-    for label in dict.fromkeys(labels):  # first-appearance order
+    if group_by is not None:
+        missing = [i for i, atoms in enumerate(frames) if group_by not in atoms.info]
+        if missing:
+            raise ValueError(f"{len(missing)} test structures (first: index {missing[0]}) have no info key "
+                             f"{group_by!r} to group by")
+        groups = np.array([str(atoms.info[group_by]) for atoms in frames])
+    subsets = []
+    for label in dict.fromkeys(labels):
         idx = np.flatnonzero(labels == label)
-        rows.append({"test_set": label, "n_structures": len(idx), **error_metrics(
+        if group_by is None:
+            subsets.append(({"test_set": label}, idx))
+            continue
+        subsets.append(({"test_set": label, "group": "all"}, idx))
+        for group in dict.fromkeys(groups[idx]):
+            subsets.append(({"test_set": label, "group": group}, idx[groups[idx] == group]))
+    return subsets
+
+
+def evaluate_model(model, frames, cutoff: float, device: str = "cpu", group_by: str | None = None) -> pd.DataFrame:
+    """One row per test set label (frames without a label count as ``test``); see :func:`labelled_subsets`."""
+    energies, forces = predict(model, frames, cutoff, device=device)
+    rows = []
+    for labels, idx in labelled_subsets(frames, group_by):
+        rows.append({**labels, "n_structures": len(idx), **error_metrics(
             [frames[i].calc.results["energy"] for i in idx], energies[idx], [len(frames[i]) for i in idx],
             [frames[i].calc.results["forces"] for i in idx], [forces[i] for i in idx])})
     return pd.DataFrame(rows)
@@ -74,16 +100,16 @@ def evaluate_model(model, frames, cutoff: float, device: str = "cpu") -> pd.Data
 
 def run_evaluation(model_path: str | Path, test_path: str | Path, out_csv: str | Path, cutoff: float,
                    metadata: dict | None = None, summary_path: str | Path | None = None,
-                   device: str = "cpu", threads: int = 1) -> pd.DataFrame:
+                   device: str = "cpu", threads: int = 1, group_by: str | None = None) -> pd.DataFrame:
     """Evaluate a saved model on a test file and write the per-test-set CSV (metadata columns first).
 
     ``n_train`` is taken from the training run's summary when given, so the ``all`` size resolves to
-    the number of structures actually used.
+    the number of structures actually used. ``group_by``: see :func:`labelled_subsets`.
     """
     torch.set_num_threads(threads)
     model = models.load_model(model_path, device)
     frames = ase.io.read(str(test_path), index=":", format="extxyz")
-    table = evaluate_model(model, frames, cutoff, device)
+    table = evaluate_model(model, frames, cutoff, device, group_by)
     meta = dict(metadata or {})
     if summary_path is not None:
         import json
@@ -91,8 +117,9 @@ def run_evaluation(model_path: str | Path, test_path: str | Path, out_csv: str |
         meta["n_train"] = json.loads(Path(summary_path).read_text())["n_train"]
     table = write_run_table(table, out_csv, meta)
     for row in table.itertuples():
-        log.info("%s: E MAE %.2f meV/atom, F MAE %.1f meV/A (%d structures)", row.test_set,
-                 row.energy_mae_mev_atom, row.force_mae_mev_ang, row.n_structures)
+        log.info("%s%s: E MAE %.2f meV/atom, F MAE %.1f meV/A (%d structures)", row.test_set,
+                 f" [{row.group}]" if group_by else "", row.energy_mae_mev_atom, row.force_mae_mev_ang,
+                 row.n_structures)
     return table
 
 
@@ -107,10 +134,17 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--meta", nargs="*", default=[], metavar="KEY=VALUE",
                         help="columns to prepend, e.g. dataset=sw regime=transfer seed=0")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--group-by", metavar="INFO_KEY",
+                        help="also report each group of this atoms.info key (e.g. group for mlearn data)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     meta = dict(item.split("=", 1) for item in args.meta)
-    run_evaluation(args.model, args.test, args.out, args.cutoff, meta, args.summary, args.device)
+    try:
+        run_evaluation(args.model, args.test, args.out, args.cutoff, meta, args.summary, args.device,
+                       group_by=args.group_by)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
