@@ -186,5 +186,6 @@ def test_cli_group_by(saved, test_frames, tmp_path, capsys):
     assert written.group.tolist() == ["all", "A", "B", "all", "B", "all", "B", "all", "A"]
     assert cli(["--model", str(model_path), "--test", str(test_path), "--cutoff", "4",
                 "--out", str(tmp_path / "none.csv"), "--group-by", "mlearn_group"]) == 2
-    assert "'mlearn_group'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "'mlearn_group'" in err and str(test_path) in err  # the error names the key and the file
     assert not (tmp_path / "none.csv").exists()

@@ -25,13 +25,12 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import ase.io
 import numpy as np
 import pandas as pd
 import torch
 
 from mlp_transfer import models
-from mlp_transfer.evaluate import METRIC_COLUMNS, error_metrics, predict, labelled_subsets
+from mlp_transfer.evaluate import METRIC_COLUMNS, error_metrics, labelled_subsets, predict, read_test_frames
 from mlp_transfer.io import write_csv, write_run_table, write_text
 
 log = logging.getLogger(__name__)
@@ -138,8 +137,8 @@ def run_committee_evaluation(model_paths: Sequence[str | Path], test_path: str |
     if summary_paths:
         meta["n_train"] = _common_n_train(summary_paths)
     torch.set_num_threads(threads)
+    frames = read_test_frames(test_path, group_by)
     members = [models.load_model(path, device) for path in model_paths]
-    frames = ase.io.read(str(test_path), index=":", format="extxyz")
     table = write_run_table(evaluate_committee(members, frames, cutoff, device, group_by), out_csv, meta)
     for row in table.itertuples():
         log.info("%s%s: committee of %d: F MAE %.1f meV/A (members %.1f), E MAE %.2f meV/atom (members %.2f), "

@@ -87,6 +87,17 @@ def labelled_subsets(frames, group_by: str | None = None) -> list[tuple[dict, np
     return subsets
 
 
+def read_test_frames(test_path: str | Path, group_by: str | None = None) -> list:
+    """The structures of a test file, checked for the ``group_by`` key before any model runs on them; a
+    missing key is a ``ValueError`` naming the file."""
+    frames = ase.io.read(str(test_path), index=":", format="extxyz")
+    try:
+        labelled_subsets(frames, group_by)
+    except ValueError as exc:
+        raise ValueError(f"{test_path}: {exc}") from exc
+    return frames
+
+
 def evaluate_model(model, frames, cutoff: float, device: str = "cpu", group_by: str | None = None) -> pd.DataFrame:
     """One row per test set label (frames without a label count as ``test``); see :func:`labelled_subsets`."""
     energies, forces = predict(model, frames, cutoff, device=device)
@@ -107,8 +118,8 @@ def run_evaluation(model_path: str | Path, test_path: str | Path, out_csv: str |
     the number of structures actually used. ``group_by``: see :func:`labelled_subsets`.
     """
     torch.set_num_threads(threads)
+    frames = read_test_frames(test_path, group_by)
     model = models.load_model(model_path, device)
-    frames = ase.io.read(str(test_path), index=":", format="extxyz")
     table = evaluate_model(model, frames, cutoff, device, group_by)
     meta = dict(metadata or {})
     if summary_path is not None:
