@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -20,29 +21,45 @@ from mlp_transfer.data.validate import validate_frames
 from test_determinism import assert_same_numbers
 from tiny_runs import SNAKEMAKE, TABLES, TINY, reference_run, snakemake_args
 
-# (phase, files whose appearance or update means the phase is under way, signal, seconds to wait then)
+# (phase, files whose appearance or update means the phase is under way, text they must then hold (or None),
+# signal, seconds to wait then). Triggers are files that stay once written, such as the rule logs: a tiny training
+# run lasts ~0.1 s and its checkpoint is deleted at its end, so polling for the checkpoint can miss it on a fast
+# machine. A rule log appears when its job starts (seconds before a tiny job ends: imports); a target-training log
+# holding a "step" line means that trainer runs or has just finished, with more training jobs still to come.
 KILLS = [
-    ("data generation", "logs/data/sw/*.log", signal.SIGKILL, 1.0),
-    ("source training", "results/models/sw/source/Si/checkpoint.pt", signal.SIGKILL, 0.0),
-    ("target training", "results/models/sw/Si-Ge/*/*/*/checkpoint.pt", signal.SIGTERM, 0.0),
-    ("evaluation", "logs/eval/sw/Si-Ge/*/*/*.log", signal.SIGKILL, 0.5),
-    ("aggregation", "logs/aggregate.log", signal.SIGKILL, 1.0),
+    ("data generation", "logs/data/sw/*.log", None, signal.SIGKILL, 1.0),
+    ("source training", "logs/train/sw/source/*.log", None, signal.SIGKILL, 0.5),
+    ("target training", "logs/train/sw/Si-Ge/*/*/*.log", r"step\s+\d+", signal.SIGTERM, 0.0),
+    ("evaluation", "logs/eval/sw/Si-Ge/*/*/*.log", None, signal.SIGKILL, 0.3),
+    ("aggregation", "logs/aggregate.log", None, signal.SIGKILL, 0.3),
 ]
 PNG_END = b"IEND\xaeB`\x82"
 
 
-def run_until(workdir: Path, pattern: str, signum: int, delay: float, timeout: float = 600) -> bool:
-    """Start the workflow; once a file matching ``pattern`` is new or updated, kill the process group.
-    Returns whether it was killed (False: the workflow finished first)."""
+def triggered(workdir: Path, pattern: str, text: str | None, since: float) -> bool:
+    """A file matching ``pattern`` was written at or after ``since`` (and holds ``text``, if given)."""
+    for path in workdir.glob(pattern):
+        try:
+            if path.stat().st_mtime >= since and (text is None or re.search(text, path.read_text())):
+                return True
+        except FileNotFoundError:  # removed between glob and stat
+            continue
+    return False
+
+
+def run_until(workdir: Path, pattern: str, text: str | None, signum: int, delay: float,
+              timeout: float = 600) -> bool:
+    """Start the workflow; once a file matching ``pattern`` is new or updated (and holds ``text``), kill the
+    process group. Returns whether it was killed (False: the workflow finished first)."""
     start = time.time()
     with open(workdir.parent / f"{workdir.name}.stderr", "a") as stderr:  # kept for the failure message
-        stderr.write(f"--- run until {pattern}\n")
+        stderr.write(f"--- run until {pattern} holds {text!r}\n")
         stderr.flush()
         proc = subprocess.Popen(snakemake_args(workdir, TINY, "--rerun-incomplete"), stdout=subprocess.DEVNULL,
                                 stderr=stderr, start_new_session=True)
     try:
         while proc.poll() is None and time.time() - start < timeout:
-            if any(p.stat().st_mtime >= start for p in workdir.glob(pattern)):
+            if triggered(workdir, pattern, text, start):
                 time.sleep(delay)
                 os.killpg(proc.pid, signum)
                 proc.wait(timeout=120)
@@ -106,8 +123,8 @@ def test_interrupted_runs_reach_the_uninterrupted_tables(tmp_path_factory):
     reference = reference_run(tmp_path_factory)
     workdir = tmp_path_factory.mktemp("tiny_interrupted")
     interrupted = []
-    for phase, pattern, signum, delay in KILLS:
-        if run_until(workdir, pattern, signum, delay):
+    for phase, pattern, text, signum, delay in KILLS:
+        if run_until(workdir, pattern, text, signum, delay):
             interrupted.append(phase)
         check_finished_files_complete(workdir)
         # a SIGKILLed Snakemake leaves its lock behind, as it would for a user after a crash
