@@ -9,15 +9,16 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import pytest
-from ase import Atoms
+from ase import Atoms, units
 from ase.build import bulk
+from ase.stress import voigt_6_to_full_3x3_stress
 
 from mlp_transfer.data.common import attach_results, read_extxyz, write_extxyz
 from mlp_transfer.data.extxyz_import import cli as extxyz_cli
 from mlp_transfer.data.extxyz_import import import_extxyz
 from mlp_transfer.data.generate import cli as generate_cli
 from mlp_transfer.data.generate import generate_sw_dataset, held_out_positions
-from mlp_transfer.data.mlearn import import_mlearn, parse_temperature
+from mlp_transfer.data.mlearn import ase_stress_from_mlearn, import_mlearn, parse_temperature, read_mlearn_json
 from mlp_transfer.data.validate import DatasetError, validate_frames
 from mlp_transfer.reference import sw_calculator
 
@@ -142,13 +143,50 @@ def test_mlearn_import(tmp_path, element, n_train, n_test):
         assert atoms.get_forces().shape == (entry["num_atoms"], 3)
         assert np.allclose(atoms.get_forces(), entry["outputs"]["forces"])
         assert atoms.info["source"] == f"mlearn_{entry['group']}"
-        assert "test_set" not in atoms.info and "stress" not in atoms.calc.results
+        assert "test_set" not in atoms.info
+        assert np.allclose(atoms.get_stress(), ase_stress_from_mlearn(entry["outputs"]["virial_stress"]))
     e_per_atom = np.array([a.get_potential_energy() / len(a) for a in train + test])
     assert np.all((e_per_atom < -3.0) & (e_per_atom > -6.5))  # PBE total energies of Si/Ge
     assert {a.info["test_set"] for a in test} == {"test"}
     assert {a.info["source"] for a in train} == {f"mlearn_{g}" for g in ("AIMD-NVT", "Elastic", "Surface", "Vacancy")}
     temps = {a.info["temperature"] for a in train}
     assert 300.0 in temps and -1.0 in temps
+
+
+@needs_mlearn
+@pytest.mark.parametrize("element", ["Si", "Ge"])
+def test_mlearn_stress_convention_from_strained_crystals(element):
+    """The stress convention, checked against the data alone: in each strained crystal of the Elastic group
+    (uniaxial and shear strains of the cubic 2x2x2 cell) the largest strain component has a stress of its own
+    sign (positive elastic moduli, ASE's tension-positive sign), a shear strain's stress is the largest shear
+    stress (the component order), and the pressure falls as the volume grows."""
+    frames = [a for a in read_mlearn_json(MLEARN / element / "training.json", element) if a.info["group"] == "Elastic"]
+    a0 = np.median([np.diag(a.cell.array) for a in frames])  # the unstrained cell's edge
+    checked, volumes, pressures = 0, [], []
+    for atoms in frames:
+        strain = atoms.cell.array / a0 - np.eye(3)
+        strain = (strain + strain.T) / 2
+        stress = voigt_6_to_full_3x3_stress(atoms.get_stress())
+        volumes.append(atoms.get_volume())
+        pressures.append(-np.trace(stress) / 3)
+        i, j = np.unravel_index(np.abs(strain).argmax(), (3, 3))
+        if abs(strain[i, j]) < 0.01:
+            continue
+        checked += 1
+        assert np.sign(stress[i, j]) == np.sign(strain[i, j]), atoms.info["description"]
+        if i != j:
+            shear = np.abs(stress - np.diag(np.diag(stress)))
+            assert abs(stress[i, j]) == pytest.approx(shear.max()), atoms.info["description"]
+    assert checked >= 50
+    assert np.corrcoef(volumes, pressures)[0, 1] < -0.5
+
+
+def test_mlearn_stress_conversion():
+    """kbar, VASP order xx yy zz xy yz zx, compression positive -> eV/A^3, ASE Voigt order, tension positive."""
+    converted = ase_stress_from_mlearn([10.0, 20.0, 30.0, 1.0, 2.0, 3.0])
+    assert np.allclose(converted / units.GPa, [-1.0, -2.0, -3.0, -0.2, -0.3, -0.1])
+    with pytest.raises(ValueError, match=r"shape \(5,\)"):
+        ase_stress_from_mlearn([0.0] * 5)
 
 
 def test_parse_temperature():
@@ -179,7 +217,7 @@ def test_mlearn_synthetic_roundtrip(tmp_path):
     import_mlearn(tmp_path, "Si", tmp_path / "tr.xyz", tmp_path / "te.xyz")
     (atoms,) = ase.io.read(tmp_path / "te.xyz", ":")
     assert atoms.info["source"] == "mlearn_Elastic" and atoms.info["temperature"] == -1.0
-    assert np.allclose(atoms.info["virial_stress_raw"], 0.0)
+    assert np.allclose(atoms.get_stress(), 0.0) and "virial_stress_raw" not in atoms.info
 
 
 @pytest.mark.parametrize("mutate,message", [
@@ -188,6 +226,8 @@ def test_mlearn_synthetic_roundtrip(tmp_path):
     (lambda e: e["outputs"].pop("forces"), "no 'forces'"),
     (lambda e: e["outputs"].__setitem__("forces", [[0.0, 0.0, 0.0]] * 7), r"forces have shape \(7, 3\), expected \(8, 3\)"),
     (lambda e: e["outputs"].__setitem__("energy", float("nan")), "energy is nan"),
+    (lambda e: e["outputs"].__setitem__("virial_stress", [0.0] * 5), r"virial_stress has shape \(5,\)"),
+    (lambda e: e["outputs"].__setitem__("virial_stress", [float("nan")] * 6), "stress is not finite"),
     (lambda e: e["structure"]["sites"][3]["species"][0].__setitem__("element", "Ge"), r"contains elements \['Ge', 'Si'\]"),
 ])
 def test_mlearn_malformed_entry(tmp_path, mutate, message):

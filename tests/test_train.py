@@ -158,7 +158,7 @@ def test_settings_from_config_maps_nested_keys():
 
 
 @pytest.mark.parametrize("training", [{"learning_rate": 1e-3}, {"early_stopping": {"patiance": 3}},
-                                      {"loss_weights": {"stress": 1.0}}])
+                                      {"loss_weights": {"virial": 1.0}}])
 def test_settings_from_config_rejects_unknown_keys(training):
     """Unknown keys (top level or inside a section) are a ValueError naming them."""
     with pytest.raises(ValueError, match="unknown training settings"):

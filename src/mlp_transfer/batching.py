@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from ase import Atoms
+from ase.stress import voigt_6_to_full_3x3_stress
 from schnetpack import properties
 from schnetpack.data.loader import _atoms_collate_fn
 from schnetpack.transform import CastTo32, MatScipyNeighborList
@@ -20,10 +21,20 @@ from schnetpack.transform import CastTo32, MatScipyNeighborList
 # "energy"/"forces", which would overwrite labels stored there.
 ENERGY_REF = "energy_ref"
 FORCES_REF = "forces_ref"
+STRESS_REF = "stress_ref"
 
 
-def structure_inputs(atoms: Atoms, index: int, cutoff: float, with_targets: bool = True) -> dict:
-    """One structure as a schnetpack input dict (float32), neighbour list included; targets optional."""
+class MissingStressError(ValueError):
+    """Stress labels were requested for a structure that carries none."""
+
+
+def structure_inputs(atoms: Atoms, index: int, cutoff: float, with_targets: bool = True,
+                     with_stress: bool = False) -> dict:
+    """One structure as a schnetpack input dict (float32), neighbour list included; targets optional.
+
+    ``with_stress`` adds the stress label as a (1, 3, 3) tensor in eV/Å^3 with ASE's sign, the convention of
+    schnetpack's ``Forces(calc_stress=True)`` (1/V dE/d strain).
+    """
     inputs = {
         properties.idx: torch.tensor([index]),
         properties.n_atoms: torch.tensor([len(atoms)]),
@@ -39,14 +50,21 @@ def structure_inputs(atoms: Atoms, index: int, cutoff: float, with_targets: bool
         # Energies stay float64: totals of hundreds of eV would lose sub-meV resolution in float32.
         inputs[ENERGY_REF] = torch.tensor([float(results["energy"])], dtype=torch.float64)
         inputs[FORCES_REF] = torch.from_numpy(np.asarray(results["forces"], dtype=np.float32))
+        if with_stress:
+            if results.get("stress") is None:
+                raise MissingStressError(f"structure {index} has no stress label")
+            stress = np.asarray(results["stress"], dtype=float)
+            if stress.shape == (6,):
+                stress = voigt_6_to_full_3x3_stress(stress)
+            inputs[STRESS_REF] = torch.from_numpy(stress.astype(np.float32)).view(1, 3, 3)
     return inputs
 
 
 class StructureSet:
     """Pre-converted structures that yield collated batches."""
 
-    def __init__(self, frames: Sequence[Atoms], cutoff: float, with_targets: bool = True):
-        self.items = [structure_inputs(atoms, i, cutoff, with_targets) for i, atoms in enumerate(frames)]
+    def __init__(self, frames: Sequence[Atoms], cutoff: float, with_targets: bool = True, with_stress: bool = False):
+        self.items = [structure_inputs(atoms, i, cutoff, with_targets, with_stress) for i, atoms in enumerate(frames)]
         self.n_atoms = np.array([len(atoms) for atoms in frames])
 
     def __len__(self) -> int:

@@ -59,6 +59,34 @@ def build_model(architecture: str = "painn", cutoff: float = 4.5, n_atom_basis: 
     )
 
 
+def set_stress_output(model, enabled: bool = True) -> None:
+    """Make ``model`` also predict the stress ("stress", (n_structures, 3, 3), eV/Å^3, 1/V dE/d strain: ASE's
+    sign), or stop it doing so; the weights are untouched.
+
+    schnetpack computes the stress as the energy's response to a strain applied to positions, cell and
+    periodic offsets, which ``Strain`` must do before the distances are formed; a model built or pre-trained
+    without it (every source model, so that transfer can add a stress loss) gets it inserted here.
+    """
+    forces = next((m for m in model.output_modules if isinstance(m, spk.atomistic.Forces)), None)
+    if forces is None:
+        raise ValueError("model has no Forces output module to compute a stress with")
+    strain = [i for i, m in enumerate(model.input_modules) if isinstance(m, spk.atomistic.Strain)]
+    if enabled and not strain:
+        model.input_modules.insert(0, spk.atomistic.Strain())
+    elif not enabled:
+        for i in reversed(strain):
+            del model.input_modules[i]
+    forces.calc_stress = enabled
+    forces.model_outputs = [forces.force_key] + ([forces.stress_key] if enabled else [])
+    forces.required_derivatives = [spk.properties.R] + ([spk.properties.strain] if enabled else [])
+    model.collect_derivatives()
+    model.collect_outputs()
+
+
+def predicts_stress(model) -> bool:
+    return any(isinstance(m, spk.atomistic.Forces) and m.calc_stress for m in model.output_modules)
+
+
 def energy_offset_module(model) -> spk.transform.AddOffsets:
     for module in model.postprocessors:
         if isinstance(module, spk.transform.AddOffsets):

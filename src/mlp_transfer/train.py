@@ -6,8 +6,10 @@ initialisation (random, or copied from the source model) and the learning rate d
 between transfer and scratch is fair by construction. Every validation is logged with its optimiser step
 and wall time, which makes "transfer expedites training" measurable.
 
-Loss: ``w_E * MSE(E/N) + w_F * MSE(F)`` in eV units (per-atom energies, force components); with
-``force_huber_delta`` the force term is twice the Huber loss (see ``force_loss``).
+Loss: ``w_E * MSE(E/N) + w_F * MSE(F) [+ w_S * MSE(stress)]`` in eV units (per-atom energies, force
+components, stress components in eV/Å^3); with ``force_huber_delta`` the force term is twice the Huber loss
+(see ``force_loss``). The stress term is there only with ``loss_weights.stress`` > 0, which needs a stress
+label on every training and validation structure and makes the saved model predict stresses.
 
 With ``ema_decay`` > 0 the weights used for validation, checkpoint selection and the saved model are an
 exponential moving average of the optimiser's iterates (as NequIP and MACE train): it smooths the
@@ -31,9 +33,11 @@ from pathlib import Path
 import ase.io
 import pandas as pd
 import torch
+from ase import units
 
 from mlp_transfer import models
-from mlp_transfer.batching import ENERGY_REF, FORCES_REF, StructureSet, mean_energy_per_atom
+from mlp_transfer.batching import (ENERGY_REF, FORCES_REF, STRESS_REF, MissingStressError, StructureSet,
+                                   mean_energy_per_atom)
 from mlp_transfer.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,8 @@ REGIMES = ("source", "transfer", "scratch")
 # time so far (validation excluded); val_*: errors on the validation set at that step.
 HISTORY_COLUMNS = ["step", "epoch", "wall_time_s", "lr", "train_loss", "val_loss",
                    "val_energy_mae_mev_atom", "val_force_mae_mev_ang"]
+# appended when the stress is trained
+STRESS_HISTORY_COLUMN = "val_stress_mae_gpa"
 
 
 # Training keys a regime never reads. Leaving them out of a run's settings means that changing, say, the
@@ -71,6 +77,7 @@ class TrainSettings:
     weight_decay: float = 0.0
     energy_weight: float = 10.0
     forces_weight: float = 1.0
+    stress_weight: float = 0.0
     max_steps: int = 5000
     val_interval: int = 25
     patience: int = 10
@@ -119,6 +126,19 @@ def _loss_terms(pred: dict, batch: dict):
     energy_err = (pred["energy"] - batch[ENERGY_REF]) / n_atoms
     force_err = pred["forces"] - batch[FORCES_REF]
     return energy_err, force_err
+
+
+def _stress_error(pred: dict, batch: dict) -> torch.Tensor:
+    return pred["stress"] - batch[STRESS_REF]
+
+
+def training_loss(s: "TrainSettings", pred: dict, batch: dict) -> torch.Tensor:
+    """The training objective of one batch (the validation loss is the same sum over the validation set)."""
+    e_err, f_err = _loss_terms(pred, batch)
+    loss = s.energy_weight * (e_err ** 2).mean() + s.forces_weight * force_loss(f_err, s.force_huber_delta)
+    if s.stress_weight > 0:
+        loss = loss + s.stress_weight * (_stress_error(pred, batch) ** 2).mean()
+    return loss
 
 
 class TrainingInterrupted(RuntimeError):
@@ -177,19 +197,25 @@ class Trainer:
         """Validation loss and MAEs; forces need autograd, so no inference_mode here."""
         model = self.evaluated_model
         model.eval()
-        energy_errors, force_errors = [], []
+        s = self.settings
+        energy_errors, force_errors, stress_errors = [], [], []
         for batch in self.val_set.batches(16, self.device):
             pred = model(batch)
             e_err, f_err = _loss_terms(pred, batch)
             energy_errors.append(e_err.detach().cpu().double())
             force_errors.append(f_err.detach().cpu().double().reshape(-1))
+            if s.stress_weight > 0:
+                stress_errors.append(_stress_error(pred, batch).detach().cpu().double().reshape(-1))
         e = torch.cat(energy_errors)
         f = torch.cat(force_errors)
-        s = self.settings
         val_loss = s.energy_weight * (e ** 2).mean() + s.forces_weight * force_loss(f, s.force_huber_delta)
-        return {"val_loss": float(val_loss),
-                "val_energy_mae_mev_atom": float(e.abs().mean() * 1000),
-                "val_force_mae_mev_ang": float(f.abs().mean() * 1000)}
+        metrics = {"val_energy_mae_mev_atom": float(e.abs().mean() * 1000),
+                   "val_force_mae_mev_ang": float(f.abs().mean() * 1000)}
+        if s.stress_weight > 0:
+            stress = torch.cat(stress_errors)
+            val_loss = val_loss + s.stress_weight * (stress ** 2).mean()
+            metrics[STRESS_HISTORY_COLUMN] = float(stress.abs().mean() / units.GPa)
+        return {"val_loss": float(val_loss), **metrics}
 
     def _record(self, train_loss: float) -> bool:
         """Validate, log, update best/early-stopping state; return True when training should stop."""
@@ -289,9 +315,7 @@ class Trainer:
                 self.model.train()
                 batch = self.train_set.batch(self.order[self.position:self.position + self.batch_size],
                                              self.device)
-                pred = self.model(batch)
-                e_err, f_err = _loss_terms(pred, batch)
-                loss = s.energy_weight * (e_err ** 2).mean() + s.forces_weight * force_loss(f_err, s.force_huber_delta)
+                loss = training_loss(s, self.model(batch), batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if s.gradient_clip_norm is not None:
@@ -394,10 +418,20 @@ def run_training(*, regime: str, pool: str | Path, splits: str | Path, size: str
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     fingerprint_file.write_text(fingerprint)
 
-    log.info("%s training on %s: %d train / %d validation structures, lr %.1e, %d parameters", regime, element,
-             len(train_frames), len(val_frames), lr, models.count_parameters(model))
-    trainer = Trainer(model, StructureSet(train_frames, model_config["cutoff"]),
-                      StructureSet(val_frames, model_config["cutoff"]), settings, lr, seed, checkpoint)
+    with_stress = settings.stress_weight > 0
+    if with_stress:
+        models.set_stress_output(model, True)
+    log.info("%s training on %s: %d train / %d validation structures, lr %.1e, %d parameters%s", regime, element,
+             len(train_frames), len(val_frames), lr, models.count_parameters(model),
+             ", stress trained" if with_stress else "")
+    try:
+        train_set = StructureSet(train_frames, model_config["cutoff"], with_stress=with_stress)
+        val_set = StructureSet(val_frames, model_config["cutoff"], with_stress=with_stress)
+    except MissingStressError as exc:
+        raise ValueError(f"{pool}: training.loss_weights.stress is {settings.stress_weight}, but a structure of "
+                         f"the training or validation subset has no stress label ({exc}); train on a dataset "
+                         "with stresses (mlearn, generated SW data) or set the stress weight to 0") from None
+    trainer = Trainer(model, train_set, val_set, settings, lr, seed, checkpoint)
     trainer.fit()
 
     model.load_state_dict(trainer.best_state)
@@ -408,12 +442,14 @@ def run_training(*, regime: str, pool: str | Path, splits: str | Path, size: str
                "best_step": trainer.best_step, "best_val_loss": trainer.best_val,
                "best_val_energy_mae_mev_atom": best["val_energy_mae_mev_atom"],
                "best_val_force_mae_mev_ang": best["val_force_mae_mev_ang"],
+               **({"best_val_stress_mae_gpa": best[STRESS_HISTORY_COLUMN]} if with_stress else {}),
                "stopped_step": trainer.step, "stop_reason": trainer.stop_reason,
                "train_wall_time_s": trainer.wall_time, "resumed_from_step": trainer.resumed_from_step,
                "n_parameters": models.count_parameters(model), "threads": settings.threads,
                "device": settings.device, "torch_version": torch.__version__}
     with atomic_path(out_history) as tmp:
-        pd.DataFrame(trainer.history, columns=HISTORY_COLUMNS).to_csv(tmp, index=False)
+        columns = HISTORY_COLUMNS + ([STRESS_HISTORY_COLUMN] if with_stress else [])
+        pd.DataFrame(trainer.history, columns=columns).to_csv(tmp, index=False)
     write_json(out_summary, summary)
     models.save_model(model, out_model)  # last: its presence marks the run finished
     checkpoint.unlink(missing_ok=True)

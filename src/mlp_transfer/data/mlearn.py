@@ -4,9 +4,14 @@ The mlearn JSON files hold pymatgen Structure dicts; they are parsed directly (l
 sites[*].xyz, sites[*].species[0].element) so that pymatgen is not needed. The published train/test
 split is kept, as in the benchmark, so results stay comparable with the literature.
 
-Written per frame: energy (eV, total) and forces (eV/Å) on a SinglePointCalculator, no ASE stress:
-``outputs.virial_stress`` has an unstated unit, sign and component order, so it is kept verbatim as
-``info["virial_stress_raw"]`` (6 floats) for inspection and never used as a stress label.
+Written per frame: energy (eV, total), forces (eV/Å) and stress (eV/Å^3, ASE's convention and Voigt order)
+on a SinglePointCalculator. The files do not state the convention of ``outputs.virial_stress``; it is VASP's
+``in kB`` line: kbar, order xx yy zz xy yz zx, positive = compressive (ASE's sign is the opposite), which
+:func:`ase_stress_from_mlearn` converts as ASE's own VASP reader does. Evidence, from the data alone
+(tests/test_data.py, on ../shared/data/mlearn): across the isotropically and shear-strained crystals of the
+Elastic group, the pressure falls as the volume grows and each shear stress has the sign of its shear strain;
+and a PaiNN model fitted to Ge energies and forces only predicts the off-diagonal stresses of the training
+structures with a correlation of 0.985 in this order (0.01 and 0.64 in the two other orders).
 
 ``atoms.info``: ``source`` = ``f"mlearn_{group}"`` (AIMD-NVT, Elastic, Surface, Vacancy), ``group``,
 ``description`` (mlearn's text), ``temperature`` in K where the description states one ("... at 300 K")
@@ -26,6 +31,7 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
+from ase.units import GPa
 
 from mlp_transfer.data.common import NO_TEMPERATURE, make_frame, write_extxyz
 from mlp_transfer.data.validate import DatasetError, check_frame, validate_frames
@@ -39,6 +45,20 @@ def parse_temperature(text: str) -> float:
     """Temperature in K stated in an mlearn description ("... simulation at 300 K"), else -1.0."""
     match = _TEMPERATURE.search(text or "")
     return float(match.group(1)) if match else NO_TEMPERATURE
+
+
+KBAR_TO_EV_PER_ANG3 = 0.1 * GPa
+# mlearn/VASP component order xx yy zz xy yz zx -> positions in ASE's Voigt order xx yy zz yz xz xy
+_VASP_TO_ASE_VOIGT = [0, 1, 2, 4, 5, 3]
+
+
+def ase_stress_from_mlearn(virial_stress) -> np.ndarray:
+    """mlearn's ``virial_stress`` (VASP: kbar, xx yy zz xy yz zx, compression positive) as an ASE stress
+    (eV/Å^3, Voigt xx yy zz yz xz xy, tension positive)."""
+    values = np.asarray(virial_stress, dtype=float)
+    if values.shape != (6,):
+        raise ValueError(f"virial_stress has shape {values.shape}, expected (6,)")
+    return -KBAR_TO_EV_PER_ANG3 * values[_VASP_TO_ASE_VOIGT]
 
 
 def entry_to_atoms(entry: Any, path: str | Path, index: int, *, test_set: str | None = None) -> Atoms:
@@ -62,6 +82,7 @@ def entry_to_atoms(entry: Any, path: str | Path, index: int, *, test_set: str | 
         positions = np.array([site["xyz"] for site in sites], dtype=float)
         energy = float(outputs["energy"])
         forces = np.array(outputs["forces"], dtype=float)
+        stress = None if outputs.get("virial_stress") is None else ase_stress_from_mlearn(outputs["virial_stress"])
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise fail(f"malformed structure or outputs ({type(exc).__name__}: {exc})") from exc
     if cell.shape != (3, 3):
@@ -81,12 +102,9 @@ def entry_to_atoms(entry: Any, path: str | Path, index: int, *, test_set: str | 
         "temperature": parse_temperature(description),
         "mlearn_index": index,
     }
-    virial = outputs.get("virial_stress")
-    if virial is not None:
-        info["virial_stress_raw"] = np.array(virial, dtype=float)
     if test_set is not None:
         info["test_set"] = test_set
-    return make_frame(symbols, positions, cell, True, energy, forces, None, info)
+    return make_frame(symbols, positions, cell, True, energy, forces, stress, info)
 
 
 def read_mlearn_json(path: str | Path, element: str, *, test_set: str | None = None) -> list[Atoms]:
