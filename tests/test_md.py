@@ -512,3 +512,25 @@ def test_stability_summary_counts_seeds_and_replicas(tmp_path):
     p = _stability_csv(tmp_path / "a.csv", "transfer", 2, 0, [True, False, False], [2.0, 1.0, 0.0])
     summary = stability_summary(stability_runs_table([p]))
     assert (summary.n_replicas == 3).all() and (summary.n_stable == 1).all()
+
+
+def test_model_md_with_a_stress_trained_model_follows_the_same_trajectory(tmp_path, tiny_model_config):
+    """A model saved with its stress output (``training.loss_weights.stress``) runs MD exactly as the same weights
+    without it: the strain the stress needs does not enter energies or forces."""
+    from mlp_transfer.models import set_stress_output
+
+    torch.manual_seed(0)
+    model = build_model(**tiny_model_config)
+    save_model(model, tmp_path / "plain.pt")
+    set_stress_output(model, True)
+    save_model(model, tmp_path / "stress.pt")
+    settings = _settings(n_steps=20)
+    logs = []
+    for name in ("plain", "stress"):
+        calc = md.make_calculator(model_path=tmp_path / f"{name}.pt", element="Si",
+                                  cutoff=tiny_model_config["cutoff"], settings=settings)
+        (tmp_path / name).mkdir()
+        _, out = _run(calc, settings, tmp_path / name)
+        with h5py.File(out) as h5:
+            logs.append(h5["thermo/temperature"][()])
+    np.testing.assert_allclose(logs[0], logs[1], rtol=1e-10)

@@ -16,6 +16,7 @@ from ase.units import GPa
 from mlp_transfer import models
 from mlp_transfer.batching import STRESS_REF, MissingStressError, StructureSet
 from mlp_transfer.data.common import attach_results, write_extxyz
+from mlp_transfer.evaluate import evaluate_model, predict_stress
 from mlp_transfer.properties import model_calculator
 from mlp_transfer.reference import diamond_cell, sw_calculator
 from mlp_transfer.splits import write_splits
@@ -156,3 +157,23 @@ def test_stress_weight_without_stress_labels_is_a_clear_error(sw_pools, tiny_mod
                      model_config=tiny_model_config, training_config=train_config(stress=100.0),
                      out_model=tmp_path / "m.pt", out_history=tmp_path / "h.csv", out_summary=tmp_path / "s.json")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_evaluation_reports_stress_errors_of_stress_models(tiny_model_config):
+    """Test tables gain stress MAE/RMSE (GPa) for a model that predicts stresses on structures that carry them,
+    matching a direct computation; models without stress output and unlabelled structures get none."""
+    frames = strained_sw_frames("Ge", 4, seed=5)
+    torch.manual_seed(0)
+    model = models.build_model(**tiny_model_config)
+    models.set_energy_offset(model, -3.8)
+    assert "stress_mae_gpa" not in evaluate_model(model, frames, 4.0)
+    models.set_stress_output(model, True)
+    table = evaluate_model(model, frames, 4.0)
+    pred = predict_stress(model, frames, 4.0)
+    ref = np.array([voigt_6_to_full_3x3_stress(a.get_stress()) for a in frames])
+    assert table.stress_mae_gpa.item() == pytest.approx(np.abs(pred - ref).mean() / GPa)
+    assert table.stress_rmse_gpa.item() >= table.stress_mae_gpa.item() > 0
+    unlabelled = [a.copy() for a in frames]
+    for a, b in zip(unlabelled, frames):
+        attach_results(a, b.get_potential_energy(), b.get_forces())
+    assert "stress_mae_gpa" not in evaluate_model(model, unlabelled, 4.0)

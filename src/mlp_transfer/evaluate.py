@@ -4,7 +4,9 @@ Errors are reported per test set (the ``test_set`` label each test structure car
 temperature): energy MAE/RMSE per atom (meV/atom, on E/N of each structure) and force MAE/RMSE per
 Cartesian component (meV/Å). With ``group_by`` (an ``atoms.info`` key such as mlearn's ``group``: AIMD-NVT,
 Vacancy, Elastic, Surface...) each test set's row (group ``all``) is followed by one row per value of that key,
-which shows where the error of a whole test set comes from.
+which shows where the error of a whole test set comes from. A model trained on stresses
+(``training.loss_weights.stress``) on test structures that all carry one also gets the stress MAE/RMSE per
+component (GPa).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import ase.io
 import numpy as np
 import pandas as pd
 import torch
+from ase import units
+from ase.stress import voigt_6_to_full_3x3_stress
 
 from mlp_transfer import models
 from mlp_transfer.batching import StructureSet
@@ -49,6 +53,23 @@ def predict(model, frames, cutoff: float, batch_size: int = 8, device: str = "cp
             counts = batch["_n_atoms"].cpu().numpy()
             forces.extend(np.split(pred["forces"].detach().cpu().double().numpy(), np.cumsum(counts)[:-1]))
     return np.concatenate(energies), forces
+
+
+def predict_stress(model, frames, cutoff: float, batch_size: int = 8, device: str = "cpu") -> np.ndarray:
+    """Stresses (n, 3, 3) in eV/Å^3, ASE's sign, of a model that predicts them (``models.predicts_stress``)."""
+    model = model.to(device).eval()
+    stresses = []
+    with models.frozen(model):
+        for batch in StructureSet(frames, cutoff, with_targets=False).batches(batch_size, device, MAX_BATCH_ATOMS):
+            stresses.append(model(batch)["stress"].detach().cpu().double().numpy())
+    return np.concatenate(stresses)
+
+
+def stress_metrics(ref_stress, pred_stress) -> dict:
+    """MAE and RMSE of the stress components (GPa); ``ref_stress`` in Voigt or 3x3 form, eV/Å^3."""
+    ref = np.array([voigt_6_to_full_3x3_stress(s) if np.shape(s) == (6,) else s for s in ref_stress])
+    ds = (np.asarray(pred_stress) - ref).reshape(-1) / units.GPa
+    return {"stress_mae_gpa": float(np.mean(np.abs(ds))), "stress_rmse_gpa": float(np.sqrt(np.mean(ds ** 2)))}
 
 
 def error_metrics(ref_energy, pred_energy, n_atoms, ref_forces, pred_forces) -> dict:
@@ -101,11 +122,17 @@ def read_test_frames(test_path: str | Path, group_by: str | None = None) -> list
 def evaluate_model(model, frames, cutoff: float, device: str = "cpu", group_by: str | None = None) -> pd.DataFrame:
     """One row per test set label (frames without a label count as ``test``); see :func:`labelled_subsets`."""
     energies, forces = predict(model, frames, cutoff, device=device)
+    stresses = None
+    if models.predicts_stress(model) and all(atoms.calc.results.get("stress") is not None for atoms in frames):
+        stresses = predict_stress(model, frames, cutoff, device=device)
     rows = []
     for labels, idx in labelled_subsets(frames, group_by):
-        rows.append({**labels, "n_structures": len(idx), **error_metrics(
+        row = {**labels, "n_structures": len(idx), **error_metrics(
             [frames[i].calc.results["energy"] for i in idx], energies[idx], [len(frames[i]) for i in idx],
-            [frames[i].calc.results["forces"] for i in idx], [forces[i] for i in idx])})
+            [frames[i].calc.results["forces"] for i in idx], [forces[i] for i in idx])}
+        if stresses is not None:
+            row.update(stress_metrics([frames[i].calc.results["stress"] for i in idx], stresses[idx]))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -235,9 +235,11 @@ class Trainer:
             self.bad_validations += 1
         if self.step > 0:
             self.scheduler.step(val)
-        log.info("step %5d  epoch %4d  lr %.2e  train %.3e  val %.3e  E %.2f meV/atom  F %.1f meV/A%s",
+        stress = metrics.get(STRESS_HISTORY_COLUMN)
+        log.info("step %5d  epoch %4d  lr %.2e  train %.3e  val %.3e  E %.2f meV/atom  F %.1f meV/A%s%s",
                  self.step, self.epoch, row["lr"], train_loss, val, metrics["val_energy_mae_mev_atom"],
-                 metrics["val_force_mae_mev_ang"], "  *" if self.best_step == self.step else "")
+                 metrics["val_force_mae_mev_ang"], "" if stress is None else f"  S {stress:.3f} GPa",
+                 "  *" if self.best_step == self.step else "")
         if self.bad_validations >= self.settings.patience:
             self.stop_reason = "early_stopping"
             return True

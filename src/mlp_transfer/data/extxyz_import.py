@@ -7,7 +7,7 @@ frame) or ``atoms.arrays`` (per atom), so ``energy_key`` is looked up in ``info`
 calculator results, ``forces_key`` in ``arrays`` and then in the calculator results.
 
 Normalised output: energy (eV) and forces (eV/Å) on a SinglePointCalculator; no stress (stress and
-virial conventions in users' files vary and the study trains on energies and forces only); ``info``
+virial conventions in users' files vary, so such data cannot be trained with ``loss_weights.stress``); ``info``
 holds ``source = "extxyz"``, ``temperature`` (float K if the input frame has one, else -1.0),
 ``config_type`` if present, and in the test file ``test_set`` (the input frame's own ``test_set`` if it
 has one, else ``"test"``). Training frames carry no ``test_set``.
