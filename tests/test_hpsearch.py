@@ -94,6 +94,17 @@ def test_selection_marks_the_lowest_validation_loss_per_regime(tmp_path):
     assert "**yes**" in (tmp_path / "t.md").read_text()
 
 
+def test_stress_error_column_only_when_a_candidate_trains_on_stresses(tmp_path):
+    """Stress-trained candidates report their validation stress MAE; a table without any has no such column."""
+    plain = [_summary(tmp_path / f"p{c}.json", "scratch", c, 0.1 * (c + 1)) for c in range(2)]
+    assert "best_val_stress_mae_gpa" not in write_search_tables(plain, tmp_path / "p.csv", tmp_path / "p.md")
+    assert "stress" not in (tmp_path / "p.md").read_text()
+    mixed = [plain[0], _summary(tmp_path / "s1.json", "scratch", 1, 0.2, best_val_stress_mae_gpa=0.4321)]
+    table = write_search_tables(mixed, tmp_path / "m.csv", tmp_path / "m.md", "force_mae")
+    assert table["best_val_stress_mae_gpa"].isna().tolist() == [True, False]
+    assert "val stress MAE (GPa)" in (tmp_path / "m.md").read_text() and "0.432" in (tmp_path / "m.md").read_text()
+
+
 def test_selection_refuses_a_summary_that_is_not_a_search_run(tmp_path):
     bad = tmp_path / "summary.json"
     bad.write_text(json.dumps({"regime": "scratch", "best_val_loss": 0.1}))

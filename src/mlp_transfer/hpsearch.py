@@ -33,6 +33,8 @@ TABLE_COLUMNS = ["dataset", "source", "target", "regime", "candidate", "override
                  "best_val_loss", "best_val_force_mae_mev_ang", "best_val_energy_mae_mev_atom", "best_step",
                  "stopped_step", "stop_reason", "train_wall_time_s", "selected"]
 # select_by -> the column of a run summary that ranks the candidates (lower is better)
+# reported (not selected by) when a candidate trains on stresses; absent from the table otherwise
+STRESS_COLUMN = "best_val_stress_mae_gpa"
 SELECTION_COLUMNS = {"val_loss": "best_val_loss", "force_mae": "best_val_force_mae_mev_ang",
                      "energy_mae": "best_val_energy_mae_mev_atom"}
 
@@ -159,8 +161,10 @@ def selection_table(summaries: list[str | Path], select_by: str = "val_loss") ->
             raise ValueError(f"{path}: not a search run summary (missing {missing})")
         row = {c: summary.get(c) for c in TABLE_COLUMNS if c != "selected"}
         row["overrides"] = json.dumps(summary.get("overrides", {}), sort_keys=True)
+        row[STRESS_COLUMN] = summary.get(STRESS_COLUMN)
         rows.append(row)
-    df = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    with_stress = any(row[STRESS_COLUMN] is not None for row in rows)
+    df = pd.DataFrame(rows, columns=TABLE_COLUMNS + ([STRESS_COLUMN] if with_stress else []))
     if df.empty:
         return df
     keys = ["dataset", "source", "target", "regime"]
@@ -180,6 +184,8 @@ def table_markdown(df: pd.DataFrame, select_by: str = "val_loss") -> str:
             "val loss": [f"{v:.4g}" for v in g["best_val_loss"]],
             "val F MAE (meV/Å)": [f"{v:.1f}" for v in g["best_val_force_mae_mev_ang"]],
             "val E MAE (meV/atom)": [f"{v:.2f}" for v in g["best_val_energy_mae_mev_atom"]],
+            **({"val stress MAE (GPa)": ["" if pd.isna(v) else f"{v:.3f}" for v in g[STRESS_COLUMN]]}
+               if STRESS_COLUMN in g else {}),
             "best / stopped step": [f"{a} / {b} ({r})" for a, b, r in
                                     zip(g["best_step"], g["stopped_step"], g["stop_reason"])],
             "selected": ["**yes**" if s else "" for s in g["selected"]],
