@@ -10,7 +10,8 @@ on a SinglePointCalculator. The files do not state the convention of ``outputs.v
 :func:`ase_stress_from_mlearn` converts as ASE's own VASP reader does. Evidence, from the data alone
 (tests/test_data.py, on ../shared/data/mlearn): across the isotropically and shear-strained crystals of the
 Elastic group, the pressure falls as the volume grows and each shear stress has the sign of its shear strain;
-and a PaiNN model fitted to Ge energies and forces only predicts the off-diagonal stresses of the training
+along the uniaxial strain path the converted stress and its slope are the first and second strain derivatives of
+the DFT energies per volume (to 0.1 GPa and 3 %: the unit); and a PaiNN model fitted to Ge energies and forces only predicts the off-diagonal stresses of the training
 structures with a correlation of 0.985 in this order (0.01 and 0.64 in the two other orders).
 
 ``atoms.info``: ``source`` = ``f"mlearn_{group}"`` (AIMD-NVT, Elastic, Surface, Vacancy), ``group``,
