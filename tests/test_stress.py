@@ -156,7 +156,7 @@ def test_stress_weight_without_stress_labels_is_a_clear_error(sw_pools, tiny_mod
         run_training(regime="scratch", pool=sw_pools["Si"], splits=splits, size="all", element="Si", seed=0,
                      model_config=tiny_model_config, training_config=train_config(stress=100.0),
                      out_model=tmp_path / "m.pt", out_history=tmp_path / "h.csv", out_summary=tmp_path / "s.json")
-    assert not (tmp_path / "m.pt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Si.json"]  # nothing written, no checkpoint files
 
 
 def test_evaluation_reports_stress_errors_of_stress_models(tiny_model_config):

@@ -403,6 +403,18 @@ def run_training(*, regime: str, pool: str | Path, splits: str | Path, size: str
         models.set_energy_offset(model, offset)
         lr = settings.lr
 
+    # Labels are checked before anything is written: a missing stress is an error, not a partial run.
+    with_stress = settings.stress_weight > 0
+    try:
+        train_set = StructureSet(train_frames, model_config["cutoff"], with_stress=with_stress)
+        val_set = StructureSet(val_frames, model_config["cutoff"], with_stress=with_stress)
+    except MissingStressError as exc:
+        raise ValueError(f"{pool}: training.loss_weights.stress is {settings.stress_weight}, but a structure of "
+                         f"the training or validation subset has no stress label ({exc}); train on a dataset "
+                         "with stresses (mlearn, generated SW data) or set the stress weight to 0") from None
+    if with_stress:
+        models.set_stress_output(model, True)
+
     checkpoint = Path(out_model).with_name("checkpoint.pt")
     # A checkpoint is resumed only by the identical run: same settings, subset, data and source model. The
     # thread count is how the run executes, not what it computes (a retried SLURM job may get other cores),
@@ -420,19 +432,9 @@ def run_training(*, regime: str, pool: str | Path, splits: str | Path, size: str
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     fingerprint_file.write_text(fingerprint)
 
-    with_stress = settings.stress_weight > 0
-    if with_stress:
-        models.set_stress_output(model, True)
     log.info("%s training on %s: %d train / %d validation structures, lr %.1e, %d parameters%s", regime, element,
              len(train_frames), len(val_frames), lr, models.count_parameters(model),
              ", stress trained" if with_stress else "")
-    try:
-        train_set = StructureSet(train_frames, model_config["cutoff"], with_stress=with_stress)
-        val_set = StructureSet(val_frames, model_config["cutoff"], with_stress=with_stress)
-    except MissingStressError as exc:
-        raise ValueError(f"{pool}: training.loss_weights.stress is {settings.stress_weight}, but a structure of "
-                         f"the training or validation subset has no stress label ({exc}); train on a dataset "
-                         "with stresses (mlearn, generated SW data) or set the stress weight to 0") from None
     trainer = Trainer(model, train_set, val_set, settings, lr, seed, checkpoint)
     trainer.fit()
 
