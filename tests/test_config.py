@@ -134,6 +134,17 @@ def test_so3net_needs_lmax(tiny, load):
     assert load(tiny)["model"]["lmax"] == 3
 
 
+def test_norm_epsilon_belongs_to_painn(tiny, load):
+    tiny["model"]["norm_epsilon"] = 0.01
+    assert load(tiny)["model"]["norm_epsilon"] == 0.01
+    tiny["model"].update(architecture="schnet")
+    with pytest.raises(ConfigError, match="model.norm_epsilon: only architecture painn has norm_epsilon"):
+        load(tiny)
+    tiny["model"].update(architecture="painn", norm_epsilon=0)
+    with pytest.raises(ConfigError, match="norm_epsilon"):
+        load(tiny)
+
+
 @pytest.mark.parametrize("lmax, problem", [(2, "only architecture so3net has lmax"), (0, "lmax"), (2.5, "lmax")])
 def test_lmax_outside_so3net_or_out_of_range(tiny, load, lmax, problem):
     tiny["model"]["lmax"] = lmax

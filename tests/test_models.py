@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ase.data
+import numpy as np
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
@@ -88,6 +89,36 @@ def test_so3net_needs_lmax_and_others_refuse_it(tiny_model_config):
         models.build_model(**dict(tiny_model_config, architecture="so3net"))
     with pytest.raises(ValueError, match="only used by it"):
         models.build_model(**dict(tiny_model_config, lmax=2))
+
+
+def test_norm_epsilon_smooths_painns_kink_at_the_ideal_crystal():
+    """At the ideal diamond crystal PaiNN's vector features vanish; with schnetpack's 1e-8 under the norm, moving
+    one atom by d changes the energy by a term in |d| (doubling d does not quadruple the change), with a larger
+    norm_epsilon the change is quadratic in d, as it must be at a minimum-energy site (C44, phonons)."""
+    from ase.build import bulk
+
+    def energy_change_ratio(norm_epsilon, d=1e-3):
+        torch.manual_seed(0)
+        model = models.build_model(architecture="painn", cutoff=4.0, n_atom_basis=8, n_interactions=1, n_rbf=8,
+                                   norm_epsilon=norm_epsilon).double()
+
+        def energy(shift):
+            atoms = bulk("Si", "diamond", a=5.43, cubic=True)
+            atoms.positions[0] += np.array([1.0, 0.3, -0.5]) * shift
+            batch = StructureSet([atoms], 4.0, with_targets=False).batch([0])
+            batch = {k: v.double() if v.is_floating_point() else v for k, v in batch.items()}
+            return float(model(batch)["energy"].detach())
+
+        e0 = energy(0.0)
+        return (energy(2 * d) - e0) / (energy(d) - e0), abs(energy(d) - e0)
+
+    kinked, kink_change = energy_change_ratio(None)
+    smooth, smooth_change = energy_change_ratio(1e-2)
+    assert smooth == pytest.approx(4.0, abs=0.05)
+    assert kinked < 3.7 and kink_change > 10 * smooth_change
+    with pytest.raises(ValueError, match="norm_epsilon is a PaiNN setting"):
+        models.build_model(architecture="schnet", cutoff=4.0, n_atom_basis=8, n_interactions=1, n_rbf=8,
+                           norm_epsilon=1e-2)
 
 
 def test_so3net_copy_init_gives_the_target_the_source_chemistry(tiny_model_config, si_frames):

@@ -53,13 +53,17 @@ def _check_sizes(what: str, sizes, n_validation: int, pool: int) -> None:
 
 
 def check_model_section(model: dict, where: str = "model") -> None:
-    """``lmax`` (the highest angular momentum of the features) belongs to so3net, which cannot do without it."""
+    """``lmax`` (the highest angular momentum of the features) belongs to so3net, which cannot do without it;
+    ``norm_epsilon`` belongs to painn."""
     architecture = model.get("architecture", "painn")
     if architecture == "so3net" and "lmax" not in model:
         raise ConfigError(f"{where}.lmax: architecture so3net needs lmax (the highest angular momentum of its "
                           f"features, e.g. 3: the first order at which a tetrahedral environment is not blind)")
     if architecture != "so3net" and "lmax" in model:
         raise ConfigError(f"{where}.lmax: only architecture so3net has lmax; {architecture} does not use it")
+    if architecture != "painn" and "norm_epsilon" in model:
+        raise ConfigError(f"{where}.norm_epsilon: only architecture painn has norm_epsilon; {architecture} does not "
+                          "use it")
 
 
 def check_config(config: dict) -> None:

@@ -60,11 +60,14 @@ def training_overrides(candidate: dict) -> dict:
 
 def candidate_model(model: dict, candidate: dict) -> dict:
     """The config's ``model`` section with a candidate's model overrides; a candidate that moves an so3net study
-    to another architecture drops the study's ``lmax``, which only so3net has."""
+    to another architecture drops the study's ``lmax``, which only so3net has, and one that leaves painn drops
+    ``norm_epsilon``."""
     overrides = candidate.get(MODEL_KEY, {})
     merged = {**model, **overrides}
     if "architecture" in overrides and overrides["architecture"] != "so3net" and "lmax" not in overrides:
         merged.pop("lmax", None)
+    if "architecture" in overrides and overrides["architecture"] != "painn" and "norm_epsilon" not in overrides:
+        merged.pop("norm_epsilon", None)
     return merged
 
 

@@ -25,16 +25,24 @@ EMBEDDING_INITS = ("copy", "random")
 
 
 def build_model(architecture: str = "painn", cutoff: float = 4.5, n_atom_basis: int = 32,
-                n_interactions: int = 2, n_rbf: int = 20, lmax: int | None = None) -> spk.model.NeuralNetworkPotential:
+                n_interactions: int = 2, n_rbf: int = 20, lmax: int | None = None,
+                norm_epsilon: float | None = None) -> spk.model.NeuralNetworkPotential:
     """A PaiNN, SchNet or SO3net energy model with forces from autograd and a per-atom energy offset.
 
     SO3net carries spherical-harmonic features up to ``lmax``. Why that can matter for tetrahedral solids: the
     l = 1 and l = 2 moments of a tetrahedral neighbour shell vanish by symmetry (l = 3 is the first that does
     not), and SO3net gates by scalars instead of feature norms, so it has no kink at the ideal crystal where
     PaiNN's vector features vanish (see ``mlp_transfer.properties``).
+
+    ``norm_epsilon`` (PaiNN only) is the constant in PaiNN's vector-feature norm sqrt(|v|^2 + epsilon). At a site
+    whose vector features vanish by symmetry (the ideal diamond crystal) the norm's curvature is of order
+    1/sqrt(epsilon): with schnetpack's 1e-8 the second derivatives of the energy there, C44 and the phonons,
+    come out unphysical; a larger constant smooths that kink away.
     """
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
+    if norm_epsilon is not None and architecture != "painn":
+        raise ValueError(f"norm_epsilon is a PaiNN setting; got architecture {architecture!r}")
     if (architecture == "so3net") != (lmax is not None):
         raise ValueError(f"lmax is required for so3net and only used by it; got architecture {architecture!r}, "
                          f"lmax {lmax!r}")
@@ -44,8 +52,9 @@ def build_model(architecture: str = "painn", cutoff: float = 4.5, n_atom_basis: 
         representation = spk.representation.SO3net(n_atom_basis=n_atom_basis, n_interactions=n_interactions,
                                                     lmax=lmax, radial_basis=radial_basis, cutoff_fn=cutoff_fn)
     elif architecture == "painn":
+        extra = {} if norm_epsilon is None else {"epsilon": float(norm_epsilon)}
         representation = spk.representation.PaiNN(n_atom_basis=n_atom_basis, n_interactions=n_interactions,
-                                                   radial_basis=radial_basis, cutoff_fn=cutoff_fn)
+                                                   radial_basis=radial_basis, cutoff_fn=cutoff_fn, **extra)
     else:
         representation = spk.representation.SchNet(n_atom_basis=n_atom_basis, n_interactions=n_interactions,
                                                    radial_basis=radial_basis, cutoff_fn=cutoff_fn)
