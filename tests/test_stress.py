@@ -16,7 +16,7 @@ from ase.units import GPa
 from mlp_transfer import models
 from mlp_transfer.batching import STRESS_REF, MissingStressError, StructureSet
 from mlp_transfer.data.common import attach_results, write_extxyz
-from mlp_transfer.evaluate import evaluate_model, predict_stress
+from mlp_transfer.evaluate import evaluate_model, predict_outputs
 from mlp_transfer.properties import model_calculator
 from mlp_transfer.reference import diamond_cell, sw_calculator
 from mlp_transfer.splits import write_splits
@@ -169,7 +169,7 @@ def test_evaluation_reports_stress_errors_of_stress_models(tiny_model_config):
     assert "stress_mae_gpa" not in evaluate_model(model, frames, 4.0)
     models.set_stress_output(model, True)
     table = evaluate_model(model, frames, 4.0)
-    pred = predict_stress(model, frames, 4.0)
+    pred = predict_outputs(model, frames, 4.0)[2]
     ref = np.array([voigt_6_to_full_3x3_stress(a.get_stress()) for a in frames])
     assert table.stress_mae_gpa.item() == pytest.approx(np.abs(pred - ref).mean() / GPa)
     assert table.stress_rmse_gpa.item() >= table.stress_mae_gpa.item() > 0

@@ -28,6 +28,12 @@ class MissingStressError(ValueError):
     """Stress labels were requested for a structure that carries none."""
 
 
+def full_stress(stress) -> np.ndarray:
+    """A stress label as a 3x3 array (ASE stores Voigt xx yy zz yz xz xy; a 3x3 label is returned as is)."""
+    stress = np.asarray(stress, dtype=float)
+    return voigt_6_to_full_3x3_stress(stress) if stress.shape == (6,) else stress
+
+
 def structure_inputs(atoms: Atoms, index: int, cutoff: float, with_targets: bool = True,
                      with_stress: bool = False) -> dict:
     """One structure as a schnetpack input dict (float32), neighbour list included; targets optional.
@@ -53,10 +59,7 @@ def structure_inputs(atoms: Atoms, index: int, cutoff: float, with_targets: bool
         if with_stress:
             if results.get("stress") is None:
                 raise MissingStressError(f"structure {index} has no stress label")
-            stress = np.asarray(results["stress"], dtype=float)
-            if stress.shape == (6,):
-                stress = voigt_6_to_full_3x3_stress(stress)
-            inputs[STRESS_REF] = torch.from_numpy(stress.astype(np.float32)).view(1, 3, 3)
+            inputs[STRESS_REF] = torch.from_numpy(full_stress(results["stress"]).astype(np.float32)).view(1, 3, 3)
     return inputs
 
 

@@ -52,6 +52,11 @@ def _check_sizes(what: str, sizes, n_validation: int, pool: int) -> None:
                           f"{n_validation} validation structures")
 
 
+# Model settings that belong to one architecture only (also used by the search's model overrides). Kept here,
+# not in mlp_transfer.models, so that loading a config does not import torch.
+ARCHITECTURE_ONLY_KEYS = {"lmax": "so3net", "norm_epsilon": "painn"}
+
+
 def check_model_section(model: dict, where: str = "model") -> None:
     """``lmax`` (the highest angular momentum of the features) belongs to so3net, which cannot do without it;
     ``norm_epsilon`` belongs to painn."""
@@ -59,11 +64,9 @@ def check_model_section(model: dict, where: str = "model") -> None:
     if architecture == "so3net" and "lmax" not in model:
         raise ConfigError(f"{where}.lmax: architecture so3net needs lmax (the highest angular momentum of its "
                           f"features, e.g. 3: the first order at which a tetrahedral environment is not blind)")
-    if architecture != "so3net" and "lmax" in model:
-        raise ConfigError(f"{where}.lmax: only architecture so3net has lmax; {architecture} does not use it")
-    if architecture != "painn" and "norm_epsilon" in model:
-        raise ConfigError(f"{where}.norm_epsilon: only architecture painn has norm_epsilon; {architecture} does not "
-                          "use it")
+    for key, owner in ARCHITECTURE_ONLY_KEYS.items():
+        if architecture != owner and key in model:
+            raise ConfigError(f"{where}.{key}: only architecture {owner} has {key}; {architecture} does not use it")
 
 
 def check_config(config: dict) -> None:

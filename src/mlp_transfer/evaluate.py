@@ -21,10 +21,9 @@ import numpy as np
 import pandas as pd
 import torch
 from ase import units
-from ase.stress import voigt_6_to_full_3x3_stress
 
 from mlp_transfer import models
-from mlp_transfer.batching import StructureSet
+from mlp_transfer.batching import StructureSet, full_stress
 from mlp_transfer.io import write_run_table
 
 log = logging.getLogger(__name__)
@@ -37,37 +36,37 @@ METRIC_COLUMNS = ["energy_mae_mev_atom", "energy_rmse_mev_atom", "force_mae_mev_
 MAX_BATCH_ATOMS = 512
 
 
-def predict(model, frames, cutoff: float, batch_size: int = 8, device: str = "cpu",
-            max_atoms: int | None = MAX_BATCH_ATOMS):
-    """Energies (eV) and per-structure force arrays (eV/Å) predicted for ``frames``.
+def predict_outputs(model, frames, cutoff: float, batch_size: int = 8, device: str = "cpu",
+                    max_atoms: int | None = MAX_BATCH_ATOMS):
+    """Energies (eV), per-structure force arrays (eV/Å) and, for a model that predicts them, stresses ((n, 3, 3)
+    eV/Å^3, ASE's sign; else None), in one pass over ``frames``.
 
     Batches hold at most ``batch_size`` structures and ``max_atoms`` atoms (None: no atom limit).
     """
     model = model.to(device).eval()
     structures = StructureSet(frames, cutoff, with_targets=False)
-    energies, forces = [], []
+    energies, forces, stresses = [], [], []
     with models.frozen(model):
         for batch in structures.batches(batch_size, device, max_atoms):
             pred = model(batch)  # forces come from autograd: no torch.no_grad / inference_mode here
             energies.append(pred["energy"].detach().cpu().double().numpy())
             counts = batch["_n_atoms"].cpu().numpy()
             forces.extend(np.split(pred["forces"].detach().cpu().double().numpy(), np.cumsum(counts)[:-1]))
-    return np.concatenate(energies), forces
+            if "stress" in pred:
+                stresses.append(pred["stress"].detach().cpu().double().numpy())
+    return np.concatenate(energies), forces, (np.concatenate(stresses) if stresses else None)
 
 
-def predict_stress(model, frames, cutoff: float, batch_size: int = 8, device: str = "cpu") -> np.ndarray:
-    """Stresses (n, 3, 3) in eV/Å^3, ASE's sign, of a model that predicts them (``models.predicts_stress``)."""
-    model = model.to(device).eval()
-    stresses = []
-    with models.frozen(model):
-        for batch in StructureSet(frames, cutoff, with_targets=False).batches(batch_size, device, MAX_BATCH_ATOMS):
-            stresses.append(model(batch)["stress"].detach().cpu().double().numpy())
-    return np.concatenate(stresses)
+def predict(model, frames, cutoff: float, batch_size: int = 8, device: str = "cpu",
+            max_atoms: int | None = MAX_BATCH_ATOMS):
+    """Energies (eV) and per-structure force arrays (eV/Å) predicted for ``frames`` (see :func:`predict_outputs`)."""
+    energies, forces, _ = predict_outputs(model, frames, cutoff, batch_size, device, max_atoms)
+    return energies, forces
 
 
 def stress_metrics(ref_stress, pred_stress) -> dict:
     """MAE and RMSE of the stress components (GPa); ``ref_stress`` in Voigt or 3x3 form, eV/Å^3."""
-    ref = np.array([voigt_6_to_full_3x3_stress(s) if np.shape(s) == (6,) else s for s in ref_stress])
+    ref = np.array([full_stress(s) for s in ref_stress])
     ds = (np.asarray(pred_stress) - ref).reshape(-1) / units.GPa
     return {"stress_mae_gpa": float(np.mean(np.abs(ds))), "stress_rmse_gpa": float(np.sqrt(np.mean(ds ** 2)))}
 
@@ -121,10 +120,9 @@ def read_test_frames(test_path: str | Path, group_by: str | None = None) -> list
 
 def evaluate_model(model, frames, cutoff: float, device: str = "cpu", group_by: str | None = None) -> pd.DataFrame:
     """One row per test set label (frames without a label count as ``test``); see :func:`labelled_subsets`."""
-    energies, forces = predict(model, frames, cutoff, device=device)
-    stresses = None
-    if models.predicts_stress(model) and all(atoms.calc.results.get("stress") is not None for atoms in frames):
-        stresses = predict_stress(model, frames, cutoff, device=device)
+    energies, forces, stresses = predict_outputs(model, frames, cutoff, device=device)
+    if not all(atoms.calc.results.get("stress") is not None for atoms in frames):
+        stresses = None  # no stress labels to compare with
     rows = []
     for labels, idx in labelled_subsets(frames, group_by):
         row = {**labels, "n_structures": len(idx), **error_metrics(

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mlp_transfer.config import ARCHITECTURE_ONLY_KEYS, check_model_section
 from mlp_transfer.io import write_csv, write_text
 from mlp_transfer.train import UNUSED_BY_REGIME  # overriding those in a regime's candidates wastes budget
 
@@ -59,15 +60,14 @@ def training_overrides(candidate: dict) -> dict:
 
 
 def candidate_model(model: dict, candidate: dict) -> dict:
-    """The config's ``model`` section with a candidate's model overrides; a candidate that moves an so3net study
-    to another architecture drops the study's ``lmax``, which only so3net has, and one that leaves painn drops
-    ``norm_epsilon``."""
+    """The config's ``model`` section with a candidate's model overrides; a candidate that changes the architecture
+    drops the study's settings that only the old one has (``config.ARCHITECTURE_ONLY_KEYS``: so3net's ``lmax``,
+    painn's ``norm_epsilon``)."""
     overrides = candidate.get(MODEL_KEY, {})
     merged = {**model, **overrides}
-    if "architecture" in overrides and overrides["architecture"] != "so3net" and "lmax" not in overrides:
-        merged.pop("lmax", None)
-    if "architecture" in overrides and overrides["architecture"] != "painn" and "norm_epsilon" not in overrides:
-        merged.pop("norm_epsilon", None)
+    for key, owner in ARCHITECTURE_ONLY_KEYS.items():
+        if "architecture" in overrides and overrides["architecture"] != owner and key not in overrides:
+            merged.pop(key, None)
     return merged
 
 
@@ -136,8 +136,6 @@ def _check_model_overrides(where: str, overrides, model: dict, model_schema: dic
     if unknown:
         raise ValueError(f"{where}: {unknown} are not model settings (known: {sorted(known)})")
     import jsonschema
-
-    from mlp_transfer.config import check_model_section
 
     merged = candidate_model(model, {MODEL_KEY: overrides})
     try:

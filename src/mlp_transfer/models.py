@@ -76,18 +76,20 @@ def set_stress_output(model, enabled: bool = True) -> None:
     periodic offsets, which ``Strain`` must do before the distances are formed; a model built or pre-trained
     without it (every source model, so that transfer can add a stress loss) gets it inserted here.
     """
-    forces = next((m for m in model.output_modules if isinstance(m, spk.atomistic.Forces)), None)
-    if forces is None:
+    index = next((i for i, m in enumerate(model.output_modules) if isinstance(m, spk.atomistic.Forces)), None)
+    if index is None:
         raise ValueError("model has no Forces output module to compute a stress with")
+    old = model.output_modules[index]
+    # Forces holds no weights: a new one declares its outputs and derivatives the way schnetpack does
+    model.output_modules[index] = spk.atomistic.Forces(calc_forces=old.calc_forces, calc_stress=enabled,
+                                                       energy_key=old.energy_key, force_key=old.force_key,
+                                                       stress_key=old.stress_key)
     strain = [i for i, m in enumerate(model.input_modules) if isinstance(m, spk.atomistic.Strain)]
     if enabled and not strain:
         model.input_modules.insert(0, spk.atomistic.Strain())
     elif not enabled:
         for i in reversed(strain):
             del model.input_modules[i]
-    forces.calc_stress = enabled
-    forces.model_outputs = [forces.force_key] + ([forces.stress_key] if enabled else [])
-    forces.required_derivatives = [spk.properties.R] + ([spk.properties.strain] if enabled else [])
     model.collect_derivatives()
     model.collect_outputs()
 

@@ -132,13 +132,18 @@ def _stress_error(pred: dict, batch: dict) -> torch.Tensor:
     return pred["stress"] - batch[STRESS_REF]
 
 
-def training_loss(s: "TrainSettings", pred: dict, batch: dict) -> torch.Tensor:
-    """The training objective of one batch (the validation loss is the same sum over the validation set)."""
-    e_err, f_err = _loss_terms(pred, batch)
-    loss = s.energy_weight * (e_err ** 2).mean() + s.forces_weight * force_loss(f_err, s.force_huber_delta)
+def weighted_loss(s: "TrainSettings", energy_err, force_err, stress_err=None) -> torch.Tensor:
+    """The objective from per-structure energy errors (eV/atom), force and (with a stress weight) stress
+    errors: of one batch in training, of the whole validation set in validation."""
+    loss = s.energy_weight * (energy_err ** 2).mean() + s.forces_weight * force_loss(force_err, s.force_huber_delta)
     if s.stress_weight > 0:
-        loss = loss + s.stress_weight * (_stress_error(pred, batch) ** 2).mean()
+        loss = loss + s.stress_weight * (stress_err ** 2).mean()
     return loss
+
+
+def training_loss(s: "TrainSettings", pred: dict, batch: dict) -> torch.Tensor:
+    e_err, f_err = _loss_terms(pred, batch)
+    return weighted_loss(s, e_err, f_err, _stress_error(pred, batch) if s.stress_weight > 0 else None)
 
 
 class TrainingInterrupted(RuntimeError):
@@ -208,14 +213,13 @@ class Trainer:
                 stress_errors.append(_stress_error(pred, batch).detach().cpu().double().reshape(-1))
         e = torch.cat(energy_errors)
         f = torch.cat(force_errors)
-        val_loss = s.energy_weight * (e ** 2).mean() + s.forces_weight * force_loss(f, s.force_huber_delta)
-        metrics = {"val_energy_mae_mev_atom": float(e.abs().mean() * 1000),
+        stress = torch.cat(stress_errors) if stress_errors else None
+        metrics = {"val_loss": float(weighted_loss(s, e, f, stress)),
+                   "val_energy_mae_mev_atom": float(e.abs().mean() * 1000),
                    "val_force_mae_mev_ang": float(f.abs().mean() * 1000)}
-        if s.stress_weight > 0:
-            stress = torch.cat(stress_errors)
-            val_loss = val_loss + s.stress_weight * (stress ** 2).mean()
+        if stress is not None:
             metrics[STRESS_HISTORY_COLUMN] = float(stress.abs().mean() / units.GPa)
-        return {"val_loss": float(val_loss), **metrics}
+        return metrics
 
     def _record(self, train_loss: float) -> bool:
         """Validate, log, update best/early-stopping state; return True when training should stop."""
