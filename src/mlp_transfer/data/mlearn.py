@@ -11,9 +11,9 @@ on a SinglePointCalculator. The files do not state the convention of ``outputs.v
 (tests/test_data.py, on ../shared/data/mlearn): across the isotropically and shear-strained crystals of the
 Elastic group, the pressure falls as the volume grows and each shear stress has the sign of its shear strain;
 along the uniaxial strain path the converted stress and its slope are the first and second strain derivatives of
-the DFT energies per volume (to 0.1 GPa and 3 %: the unit); and a PaiNN model fitted to Ge energies and forces only predicts the off-diagonal stresses of the training
-structures with a correlation of 0.985 in this order (0.01 and 0.64 in the two other orders;
-results/summaries/mlearn_full_stress_cpu/stress_order_check.py).
+the DFT energies per volume (to 0.1 GPa and 3 %: the unit); and a PaiNN model fitted to Ge energies and forces
+only predicts the off-diagonal stresses of the training structures with a correlation of 0.985 in this order
+(0.01 and 0.64 in the two other orders; results/summaries/mlearn_full_stress_cpu/stress_order_check.py).
 
 ``atoms.info``: ``source`` = ``f"mlearn_{group}"`` (AIMD-NVT, Elastic, Surface, Vacancy), ``group``,
 ``description`` (mlearn's text), ``temperature`` in K where the description states one ("... at 300 K")
