@@ -266,3 +266,17 @@ def test_sw_generation_kwargs_rattle_without_counts(tiny, load):
     assert sw_pool_size(dataset) == 2 * 6
     kwargs = sw_generation_kwargs(dataset)
     assert kwargs["rattle"] == {"n_train": 0, "n_test": 0, "stdev": 0.2}
+
+
+@pytest.mark.parametrize("bad", [0, -5, "long"])
+def test_invalid_max_wall_time(tiny, load, bad):
+    tiny.setdefault("training", {})["max_wall_time_s"] = bad
+    with pytest.raises(ConfigError, match="max_wall_time_s"):
+        load(tiny)
+
+
+def test_max_wall_time_has_no_default(tiny, load):
+    """Absent means no cap, and adds no key, so existing configs keep their run fingerprints."""
+    assert "max_wall_time_s" not in load(tiny)["training"]
+    tiny.setdefault("training", {})["max_wall_time_s"] = 600
+    assert load(tiny)["training"]["max_wall_time_s"] == 600

@@ -574,3 +574,14 @@ def test_ema_resume_mid_run_reproduces_values(train, monkeypatch):
     resumed = kill_and_resume(train, monkeypatch, "killed", config, at_step=10)
     np.testing.assert_allclose(resumed[VALUE_COLUMNS].to_numpy(), reference[VALUE_COLUMNS].to_numpy(),
                                rtol=0, atol=1e-6)
+
+
+def test_max_wall_time_stops_at_the_next_validation(train):
+    """A wall-time cap ends the run at the first validation past it, with its own stop reason and the
+    best-validation weights written like any finished run."""
+    config = training_config(max_steps=40, max_wall_time_s=1e-9)
+    out, summary, history = train(config=config)
+    assert (summary["stop_reason"], summary["stopped_step"]) == ("max_wall_time", 5)
+    assert history.step.tolist() == [0, 5]
+    assert (out / "model.pt").is_file() and not (out / "checkpoint.pt").exists()
+

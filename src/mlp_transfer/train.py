@@ -79,6 +79,7 @@ class TrainSettings:
     forces_weight: float = 1.0
     stress_weight: float = 0.0
     max_steps: int = 5000
+    max_wall_time_s: float | None = None
     val_interval: int = 25
     patience: int = 10
     min_rel_improvement: float = 1e-3
@@ -250,7 +251,14 @@ class Trainer:
         if self.step >= self.settings.max_steps:
             self.stop_reason = "max_steps"
             return True
+        if self._out_of_wall_time():
+            self.stop_reason = "max_wall_time"
+            return True
         return False
+
+    def _out_of_wall_time(self) -> bool:
+        limit = self.settings.max_wall_time_s
+        return limit is not None and self.wall_time >= limit
 
     # -- checkpoints ------------------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -357,6 +365,8 @@ class Trainer:
             self.stop_reason = "early_stopping"
         elif self.step >= self.settings.max_steps:
             self.stop_reason = "max_steps"
+        elif self._out_of_wall_time():
+            self.stop_reason = "max_wall_time"
         return self.stop_reason is not None
 
 
