@@ -46,6 +46,7 @@ def runs(sw_pools, tiny_model_config, tmp_path_factory):
 def test_cuda_training_follows_the_cpu_run(runs):
     (_, cpu_summary, cpu), (_, gpu_summary, gpu) = runs["cpu"], runs["cuda"]
     assert gpu_summary["device"] == "cuda" and cpu_summary["device"] == "cpu"
+    assert gpu_summary["device_name"] == torch.cuda.get_device_name(0) and cpu_summary["device_name"] is None
     assert list(gpu["step"]) == list(cpu["step"])
     # same initial weights and batches: the first validation agrees to float32 round-off
     assert gpu["val_force_mae_mev_ang"].iloc[0] == pytest.approx(cpu["val_force_mae_mev_ang"].iloc[0], rel=1e-4)

@@ -25,7 +25,7 @@ HISTORY_COLUMNS = ["step", "epoch", "wall_time_s", "lr", "train_loss", "val_loss
                    "val_energy_mae_mev_atom", "val_force_mae_mev_ang"]
 SUMMARY_KEYS = {"regime", "element", "n_train", "n_validation", "seed", "lr", "energy_offset_ev_atom", "best_step",
                 "best_val_loss", "best_val_energy_mae_mev_atom", "best_val_force_mae_mev_ang", "stopped_step",
-                "stop_reason", "train_wall_time_s", "resumed_from_step", "n_parameters", "threads", "device",
+                "stop_reason", "train_wall_time_s", "resumed_from_step", "n_parameters", "threads", "device", "device_name",
                 "torch_version"}
 
 

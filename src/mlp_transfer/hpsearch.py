@@ -29,6 +29,7 @@ import pandas as pd
 from mlp_transfer.config import ARCHITECTURE_ONLY_KEYS, check_model_section
 from mlp_transfer.io import write_csv, write_text
 from mlp_transfer.train import UNUSED_BY_REGIME  # overriding those in a regime's candidates wastes budget
+from mlp_transfer.train import regime_training_config, source_training_settings
 
 TABLE_COLUMNS = ["dataset", "source", "target", "regime", "candidate", "overrides", "n_train", "seed",
                  "best_val_loss", "best_val_force_mae_mev_ang", "best_val_energy_mae_mev_atom", "best_step",
@@ -87,6 +88,21 @@ def search_source_models(search: dict, model: dict) -> dict[str, dict]:
     """``model_tag -> model`` of the source models the search pre-trains itself (one per distinct model)."""
     models = [own_source_model(model, c) for c in search["candidates"].get("transfer", [])]
     return {model_tag(m): m for m in models if m is not None}
+
+
+def candidate_run_settings(config: dict, regime: str, candidate: dict) -> dict:
+    """Model and training settings of one search run: the config's with the candidate's overrides, less the
+    training keys ``regime`` does not use."""
+    training = apply_overrides(config["training"], training_overrides(candidate))
+    return {"model": candidate_model(config["model"], candidate),
+            "training": regime_training_config(training, regime)}
+
+
+def candidate_source_settings(config: dict, candidate: dict) -> dict | None:
+    """Pre-training settings of the source model a transfer candidate with its own model starts from, or None
+    when the study's source model serves."""
+    model = own_source_model(config["model"], candidate)
+    return None if model is None else source_training_settings(config, model)
 
 
 def check_search(search: dict, regimes: list[str], sizes: list, training_keys: set[str], model: dict,

@@ -66,6 +66,16 @@ def regime_training_config(training: dict, regime: str) -> dict:
     return {key: value for key, value in training.items() if key not in UNUSED_BY_REGIME[regime]}
 
 
+def source_training_settings(config: dict, model: dict | None = None) -> dict:
+    """Model and training settings of pre-training: its own learning rate and step cap, and no fine-tuning keys,
+    so that changing the target regimes' learning rates does not invalidate (and rerun) the source model.
+    ``model`` replaces the config's model (a search candidate's own source model)."""
+    training = regime_training_config(config["training"], "source")
+    training["lr"] = config["source_training"].get("lr", config["training"]["lr"])
+    training["max_steps"] = config["source_training"].get("max_steps", config["training"]["max_steps"])
+    return {"model": dict(model or config["model"]), "training": training}
+
+
 @dataclasses.dataclass
 class TrainSettings:
     """Optimisation settings shared by all regimes (see config/README.md for meanings)."""
@@ -464,7 +474,9 @@ def run_training(*, regime: str, pool: str | Path, splits: str | Path, size: str
                "stopped_step": trainer.step, "stop_reason": trainer.stop_reason,
                "train_wall_time_s": trainer.wall_time, "resumed_from_step": trainer.resumed_from_step,
                "n_parameters": models.count_parameters(model), "threads": settings.threads,
-               "device": settings.device, "torch_version": torch.__version__}
+               "device": settings.device, "torch_version": torch.__version__,
+               # which card: timings of GPU runs are comparable only on the same one
+               "device_name": torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda" else None}
     with atomic_path(out_history) as tmp:
         columns = HISTORY_COLUMNS + ([STRESS_HISTORY_COLUMN] if with_stress else [])
         pd.DataFrame(trainer.history, columns=columns).to_csv(tmp, index=False)

@@ -144,15 +144,10 @@ def target_training_params(wildcards):
 
 
 def source_training_params(model=None):
-    """Settings of pre-training: its own learning rate and step cap, and no fine-tuning keys, so that changing the
-    target regimes' learning rates does not invalidate (and rerun) the source model. ``model`` replaces the
-    config's model (a search candidate's own source model)."""
-    from mlp_transfer.train import regime_training_config
+    """Settings of pre-training (``model`` replaces the config's: a search candidate's own source model)."""
+    from mlp_transfer.train import source_training_settings
 
-    training = regime_training_config(TRAINING, "source")
-    training["lr"] = config["source_training"].get("lr", TRAINING["lr"])
-    training["max_steps"] = config["source_training"].get("max_steps", TRAINING["max_steps"])
-    return {"model": dict(model or config["model"]), "training": training}
+    return source_training_settings(config, model)
 
 
 # ---- out-of-target properties (workflow/rules/properties.smk) ----
@@ -294,14 +289,9 @@ def search_overrides(wildcards):
 
 
 def search_training_params(wildcards):
-    from mlp_transfer.hpsearch import apply_overrides, candidate_model, training_overrides
+    from mlp_transfer.hpsearch import candidate_run_settings
 
-    from mlp_transfer.train import regime_training_config
-
-    candidate = search_candidate(wildcards)
-    training = apply_overrides(TRAINING, training_overrides(candidate))
-    return {"model": candidate_model(config["model"], candidate),
-            "training": regime_training_config(training, wildcards.regime)}
+    return candidate_run_settings(config, wildcards.regime, search_candidate(wildcards))
 
 
 def search_source_params(wildcards):
