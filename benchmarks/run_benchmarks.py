@@ -262,11 +262,18 @@ def run_workflow_trainer(frames, n_train: int, n_val: int, epochs: int, model_cf
             "steps": trainer.step, "model": model}
 
 
+def env_with_src() -> dict:
+    """The environment with the package's source first on the path, keeping what was there (a lent GPU machine
+    has the wheels it lacks on PYTHONPATH, benchmarks/device/gpu_check.sh)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"),
+                                                                      os.environ.get("PYTHONPATH")]))}
+
+
 def startup_seconds() -> float:
     """Interpreter start + imports of the training module, so process wall times compare with spktrain's."""
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import mlp_transfer.train"], check=True,
-                   env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+                   env=env_with_src())
     return time.perf_counter() - t0
 
 
@@ -792,7 +799,7 @@ def bench_startup(args, results: dict) -> None:
 def resource_cpu_of(cmd: list[str]) -> float:
     """CPU seconds (user + system) of one child process, interpreter start included."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    subprocess.run(cmd, check=True, env=env_with_src())
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 

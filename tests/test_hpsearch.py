@@ -8,8 +8,10 @@ import pytest
 import yaml
 
 from mlp_transfer.config import ConfigError, load_config
-from mlp_transfer.hpsearch import (apply_overrides, candidate_model, model_tag, search_source_models, selection_table,
-                                   training_overrides, write_search_tables)
+from mlp_transfer.hpsearch import (apply_overrides, candidate_model, candidate_run_settings, candidate_source_settings,
+                                   model_tag, search_source_models, selection_table, training_overrides,
+                                   write_search_tables)
+from mlp_transfer.train import source_training_settings
 
 from test_config import TINY
 
@@ -183,3 +185,25 @@ def test_a_candidate_with_the_study_model_reuses_the_study_source_model():
     model = {"architecture": "painn", "cutoff": 5.0, "n_atom_basis": 64, "n_interactions": 3, "n_rbf": 20}
     search = {"candidates": {"transfer": [{"model": {"n_atom_basis": 64}}, {"model": {"n_atom_basis": 128}}]}}
     assert list(search_source_models(search, model).values()) == [{**model, "n_atom_basis": 128}]
+
+
+def test_candidate_run_settings_are_the_workflow_rules_settings(write):
+    """What rule hpsearch_train / hpsearch_source (and the one-GPU driver) train with: the candidate's training
+    and model overrides, less the keys the regime does not use; a transfer candidate with its own model gets a
+    source pre-trained with the study's source-training rate and step cap."""
+    so3 = {"architecture": "so3net", "lmax": 2}
+    config = write({"size": 4, "candidates": {"transfer": [{"transfer_lr": 3e-3, "model": so3}],
+                                              "scratch": [{"lr": 3e-3}]}})
+    config["source_training"]["lr"] = 7e-4
+    transfer = config["hyperparameter_search"]["candidates"]["transfer"][0]
+    scratch = config["hyperparameter_search"]["candidates"]["scratch"][0]
+    run = candidate_run_settings(config, "transfer", transfer)
+    assert run["model"] == {**config["model"], **so3}
+    assert run["training"]["transfer_lr"] == 3e-3 and "lr" not in run["training"]
+    run = candidate_run_settings(config, "scratch", scratch)
+    assert run["model"] == config["model"] and run["training"]["lr"] == 3e-3 and "transfer_lr" not in run["training"]
+    source = candidate_source_settings(config, transfer)
+    assert source["model"] == {**config["model"], **so3}
+    assert source["training"]["lr"] == 7e-4 and "transfer_lr" not in source["training"]
+    assert source == source_training_settings(config, {**config["model"], **so3})
+    assert candidate_source_settings(config, {"transfer_lr": 1e-3}) is None  # the study's source model serves

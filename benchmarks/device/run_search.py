@@ -75,7 +75,7 @@ def plan_runs(config: dict, results: Path, threads: int) -> list[Run]:
                     spec["source_element"] = source
                 runs[name] = Run(name, spec, after)
     # sources first, so that their candidates can start as early as possible
-    return sorted(runs.values(), key=lambda run: run.after is not None)
+    return sorted(runs.values(), key=lambda run: (run.spec["regime"] != "source", run.after is not None))
 
 
 def _spec(results: Path, name: str, regime: str, dataset: str, element: str, size: str, split: str, seed: int,
