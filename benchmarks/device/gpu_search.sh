@@ -4,7 +4,7 @@
 #   bash benchmarks/device/gpu_search.sh .probe/config.json .probe/results [limit_s]
 # after, here: benchmarks/device/fetch_wheels.sh (the wheels that machine lacks, into .whl/);
 #   benchmarks/device/run_search.py --config config/X.yaml --write-validated .probe/config.json;
-#   the workflow's data and split files copied to .probe/results/{data,splits} (.probe/ ignored by git).
+#   the workflow's data and split files copied to .probe/results/{data,splits} (.probe/ is git-ignored).
 # Writes gpu.txt, gpu_usage.csv (nvidia-smi samples), test_cuda.log, search.log and runs.tar.gz (the runs'
 # model.pt, history.csv, summary.json, checkpoints of killed runs, logs and the search tables) to $OUT (default benchmarks/results/gpu_search).
 # The search is killed at limit_s (default 500) so that what finished still comes back.
