@@ -5,15 +5,7 @@
 # (default benchmarks/results/gpu). About 3-5 minutes on an H200.
 set -o pipefail
 OUT=${OUT:-benchmarks/results/gpu}
-mkdir -p "$OUT"
-if ls .whl/*.whl > /dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    || exit 1
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
-python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu.txt"
+source "$(dirname "$0")/prepare.sh"
 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$OUT/test_cuda.log"
 tests_rc=$?
 python3 benchmarks/run_benchmarks.py --only md --device cuda --supercells 2 4 --replicas 1 4 16 64 \

@@ -11,16 +11,7 @@
 set -o pipefail
 CONFIG=$1 RESULTS=$2 LIMIT=${3:-500}
 OUT=${OUT:-benchmarks/results/gpu_search}
-mkdir -p "$OUT"
-if ls .whl/*.whl > /dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    || exit 1
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
-python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu.txt"
-nproc | sed 's/^/cpus /' | tee -a "$OUT/gpu.txt"
+source "$(dirname "$0")/prepare.sh"
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 5 > "$OUT/gpu_usage.csv" 2>&1 &
 monitor=$!
 (timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py > "$OUT/test_cuda.log" 2>&1;
