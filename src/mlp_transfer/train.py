@@ -255,20 +255,20 @@ class Trainer:
                  self.step, self.epoch, row["lr"], train_loss, val, metrics["val_energy_mae_mev_atom"],
                  metrics["val_force_mae_mev_ang"], "" if stress is None else f"  S {stress:.3f} GPa",
                  "  *" if self.best_step == self.step else "")
-        if self.bad_validations >= self.settings.patience:
-            self.stop_reason = "early_stopping"
-            return True
-        if self.step >= self.settings.max_steps:
-            self.stop_reason = "max_steps"
-            return True
-        if self._out_of_wall_time():
-            self.stop_reason = "max_wall_time"
-            return True
-        return False
+        self.stop_reason = self._budget_stop_reason()
+        return self.stop_reason is not None
 
-    def _out_of_wall_time(self) -> bool:
-        limit = self.settings.max_wall_time_s
-        return limit is not None and self.wall_time >= limit
+    def _budget_stop_reason(self) -> str | None:
+        """Why training ends after the validation just recorded (None: it goes on); one rule for a running and
+        a resumed run."""
+        s = self.settings
+        if self.bad_validations >= s.patience:
+            return "early_stopping"
+        if self.step >= s.max_steps:
+            return "max_steps"
+        if s.max_wall_time_s is not None and self.wall_time >= s.max_wall_time_s:
+            return "max_wall_time"
+        return None
 
     # -- checkpoints ------------------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -371,12 +371,7 @@ class Trainer:
 
     def _should_stop_after_resume(self) -> bool:
         """A checkpoint written at the final validation: re-derive the stop decision without retraining."""
-        if self.bad_validations >= self.settings.patience:
-            self.stop_reason = "early_stopping"
-        elif self.step >= self.settings.max_steps:
-            self.stop_reason = "max_steps"
-        elif self._out_of_wall_time():
-            self.stop_reason = "max_wall_time"
+        self.stop_reason = self._budget_stop_reason()
         return self.stop_reason is not None
 
 
