@@ -28,8 +28,8 @@ import pandas as pd
 
 from mlp_transfer.config import ARCHITECTURE_ONLY_KEYS, check_model_section
 from mlp_transfer.io import write_csv, write_text
-from mlp_transfer.train import UNUSED_BY_REGIME  # overriding those in a regime's candidates wastes budget
-from mlp_transfer.train import regime_training_config, source_training_settings
+# UNUSED_BY_REGIME: overriding those keys in a regime's candidates wastes budget
+from mlp_transfer.train import UNUSED_BY_REGIME, regime_training_config, source_training_settings
 
 TABLE_COLUMNS = ["dataset", "source", "target", "regime", "candidate", "overrides", "n_train", "seed",
                  "best_val_loss", "best_val_force_mae_mev_ang", "best_val_energy_mae_mev_atom", "best_step",
