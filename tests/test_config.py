@@ -280,3 +280,21 @@ def test_max_wall_time_has_no_default(tiny, load):
     assert "max_wall_time_s" not in load(tiny)["training"]
     tiny.setdefault("training", {})["max_wall_time_s"] = 600
     assert load(tiny)["training"]["max_wall_time_s"] == 600
+
+
+def test_stage_two_is_optional_and_validated(tiny, load):
+    """Absent adds no key (existing run fingerprints stay); present, it needs loss weights and a learning rate."""
+    assert "stage_two" not in load(tiny)["training"]
+    stage_two = {"loss_weights": {"energy": 100.0}, "lr": 1e-4}
+    tiny.setdefault("training", {})["stage_two"] = stage_two
+    assert load(tiny)["training"]["stage_two"] == stage_two
+
+
+@pytest.mark.parametrize("bad", [{"loss_weights": {"energy": 100.0}}, {"lr": 1e-4, "loss_weights": {}},
+                                 {"lr": 0, "loss_weights": {"energy": 1.0}},
+                                 {"lr": 1e-4, "loss_weights": {"energies": 1.0}},
+                                 {"lr": 1e-4, "loss_weights": {"energy": 1.0}, "patience": 3}])
+def test_invalid_stage_two(tiny, load, bad):
+    tiny.setdefault("training", {})["stage_two"] = bad
+    with pytest.raises(ConfigError, match="stage_two"):
+        load(tiny)

@@ -43,6 +43,8 @@ def test_valid_search_loads_with_default_seed(write):
 @pytest.mark.parametrize("search, message", [
     ({"size": 4, "candidates": {"transfer": [{"loss_weights": {"energy": 100.0}}],
                                 "scratch": [{"loss_weights": {"energy": 100.0}}]}}, "set hyperparameter_search.select_by"),
+    ({"size": 4, "candidates": {"transfer": [{"stage_two": {"loss_weights": {"energy": 100.0}, "lr": 1e-4}}],
+                                "scratch": [{"lr": 1e-3}]}}, "set hyperparameter_search.select_by"),
     ({"size": 4, "select_by": "test_mae", "candidates": {"transfer": [{"transfer_lr": 1e-3}], "scratch": [{"lr": 1e-3}]}},
      "select_by"),
     ({"size": 4, "candidates": {"transfer": [{"transfer_lr": 1e-3}, {"transfer_lr": 2e-3}],

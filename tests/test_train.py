@@ -585,3 +585,81 @@ def test_max_wall_time_stops_at_the_next_validation(train):
     assert history.step.tolist() == [0, 5]
     assert (out / "model.pt").is_file() and not (out / "checkpoint.pt").exists()
 
+
+
+# ------------------------------------------------------------------------------------------------ stage two
+
+STAGE_TWO = {"loss_weights": {"energy": 20.0}, "lr": 1e-3}
+
+
+def test_stage_two_settings_replace_only_the_named_weights():
+    settings = TrainSettings.from_config(training_config(loss_weights={"energy": 10.0, "forces": 1.0},
+                                                         stage_two={"loss_weights": {"energy": 100.0}, "lr": 1e-3}))
+    two = settings.stage_two_settings()
+    assert (two.energy_weight, two.forces_weight, two.stage_two) == (100.0, 1.0, None)
+    assert (settings.energy_weight, settings.max_steps) == (10.0, two.max_steps)
+    assert TrainSettings.from_config(training_config()).stage_two_settings() is None
+    with pytest.raises(ValueError, match="stage_two"):
+        TrainSettings.from_config(training_config(stage_two={"loss_weights": {"energie": 1.0}, "lr": 1e-3})
+                                  ).stage_two_settings()
+
+
+def test_stage_two_continues_stage_one_on_one_step_axis(train):
+    """Stage one is the one-stage run unchanged; stage two goes on from its best weights with steps and wall
+    time that continue stage one's, and the summary keeps stage one's result beside the final one."""
+    _, one_stage, reference = train("one", config=training_config(max_steps=20))
+    out, summary, history = train("two", config=training_config(max_steps=20, stage_two=STAGE_TWO))
+    first, second = history[history.stage == 1], history[history.stage == 2]
+    np.testing.assert_allclose(first[VALUE_COLUMNS].to_numpy(), reference[VALUE_COLUMNS].to_numpy(), rtol=0,
+                               atol=1e-6)
+    assert second.step.tolist() == [25, 30, 35, 40]
+    assert history.step.is_unique and history.wall_time_s.is_monotonic_increasing
+    assert (summary["stopped_step"], summary["stop_reason"]) == (40, "max_steps")
+    assert summary["stage_one"] == {
+        "best_step": one_stage["best_step"], "best_val_loss": pytest.approx(one_stage["best_val_loss"]),
+        "best_val_energy_mae_mev_atom": pytest.approx(one_stage["best_val_energy_mae_mev_atom"]),
+        "best_val_force_mae_mev_ang": pytest.approx(one_stage["best_val_force_mae_mev_ang"]),
+        "stopped_step": 20, "stop_reason": "max_steps", "stage_two_lr": STAGE_TWO["lr"],
+        "train_wall_time_s": pytest.approx(first.wall_time_s.iloc[-1], abs=1e-3)}
+    # the stage-two validation loss weighs energies twice as much, and the saved model is the best by it
+    assert summary["best_step"] > 20
+    best = history.set_index("step").loc[summary["best_step"]]
+    assert best.val_loss == pytest.approx(summary["best_val_loss"])
+    assert best.val_energy_mae_mev_atom == pytest.approx(summary["best_val_energy_mae_mev_atom"])
+    assert not any(out.glob("checkpoint*"))
+
+
+def test_stage_two_that_never_improves_keeps_stage_one_weights(train, splits, sw_pools, tiny_model_config):
+    """A stage two that cannot move the weights (lr 1e-12) never beats its start: the saved model, best step
+    and errors are stage one's best."""
+    stage_two = {"loss_weights": {"energy": 100.0}, "lr": 1e-12}
+    _, one_stage, _ = train("one", config=training_config(max_steps=20))
+    out, summary, _ = train("two", config=training_config(max_steps=20, stage_two=stage_two))
+    assert summary["best_step"] == one_stage["best_step"] == summary["stage_one"]["best_step"]
+    assert summary["best_val_force_mae_mev_ang"] == pytest.approx(one_stage["best_val_force_mae_mev_ang"])
+    reference = models.load_model(out.parent / "one" / "model.pt").state_dict()
+    for key, value in models.load_model(out / "model.pt").state_dict().items():
+        torch.testing.assert_close(value, reference[key], rtol=0, atol=1e-7)
+
+
+def test_stage_two_resumes_after_a_kill(train, monkeypatch):
+    """Killed in stage two, the rerun replays stage one from its final checkpoint and resumes stage two from
+    its own: the history is the uninterrupted run's."""
+    config = training_config(max_steps=20, stage_two=STAGE_TWO)
+    _, _, reference = train("reference", config=config)
+    original = Trainer.save_checkpoint
+
+    def save_then_die_in_stage_two(self):
+        original(self)
+        if self.settings.stage_two is None and self.step >= 10:
+            raise Killed
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die_in_stage_two)
+    with pytest.raises(Killed):
+        train("killed", config=config)
+    monkeypatch.undo()
+    _, summary, resumed = train("killed", config=config)
+    assert summary["resumed_from_step"] == 30
+    assert resumed.step.tolist() == reference.step.tolist()
+    np.testing.assert_allclose(resumed[VALUE_COLUMNS].to_numpy(), reference[VALUE_COLUMNS].to_numpy(), rtol=0,
+                               atol=1e-6)

@@ -67,6 +67,7 @@ class StructureSet:
     """Pre-converted structures that yield collated batches."""
 
     def __init__(self, frames: Sequence[Atoms], cutoff: float, with_targets: bool = True, with_stress: bool = False):
+        self.with_stress = with_stress
         self.items = [structure_inputs(atoms, i, cutoff, with_targets, with_stress) for i, atoms in enumerate(frames)]
         self.n_atoms = np.array([len(atoms) for atoms in frames])
 

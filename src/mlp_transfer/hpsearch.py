@@ -34,6 +34,8 @@ from mlp_transfer.train import UNUSED_BY_REGIME, regime_training_config, source_
 TABLE_COLUMNS = ["dataset", "source", "target", "regime", "candidate", "overrides", "n_train", "seed",
                  "best_val_loss", "best_val_force_mae_mev_ang", "best_val_energy_mae_mev_atom", "best_step",
                  "stopped_step", "stop_reason", "train_wall_time_s", "selected"]
+# Candidate keys that change the loss by which a run's weights are selected: its value cannot rank them.
+LOSS_CHANGING_KEYS = ("loss_weights", "stage_two")
 # select_by -> the column of a run summary that ranks the candidates (lower is better)
 # reported (not selected by) when a candidate trains on stresses; absent from the table otherwise
 STRESS_COLUMN = "best_val_stress_mae_gpa"
@@ -132,8 +134,9 @@ def check_search(search: dict, regimes: list[str], sizes: list, training_keys: s
             unused = sorted(set(overrides) & UNUSED_BY_REGIME.get(regime, set()))
             if unused:
                 raise ValueError(f"{where}: {regime} training does not use {unused}")
-        if ranked_by_loss and any("loss_weights" in o for o in items):
-            raise ValueError(f"hyperparameter_search.candidates.{regime}: candidates that change loss_weights change "
+        if ranked_by_loss and any(key in o for o in items for key in LOSS_CHANGING_KEYS):
+            raise ValueError(f"hyperparameter_search.candidates.{regime}: candidates that change loss_weights or "
+                             f"stage_two (the loss of the selected weights) change "
                              f"the validation loss itself, so it cannot rank them; set hyperparameter_search.select_by "
                              f"to force_mae or energy_mae")
         seen = [json.dumps(o, sort_keys=True) for o in items]

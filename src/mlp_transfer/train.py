@@ -14,6 +14,10 @@ label on every training and validation structure and makes the saved model predi
 With ``ema_decay`` > 0 the weights used for validation, checkpoint selection and the saved model are an
 exponential moving average of the optimiser's iterates (as NequIP and MACE train): it smooths the
 step-to-step noise of small-batch Adam, so the plateau schedule and early stopping react to real progress.
+
+With ``stage_two`` a second stage follows the first from its best weights with other loss weights and a new
+learning rate (MACE's stage two raises the energy weight once the forces have converged); see
+``TrainSettings.stage_two_settings`` and ``_join_stages``.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ HISTORY_COLUMNS = ["step", "epoch", "wall_time_s", "lr", "train_loss", "val_loss
                    "val_energy_mae_mev_atom", "val_force_mae_mev_ang"]
 # appended when the stress is trained
 STRESS_HISTORY_COLUMN = "val_stress_mae_gpa"
+# appended with a second training stage (training.stage_two): 1 or 2
+STAGE_HISTORY_COLUMN = "stage"
 
 
 # Training keys a regime never reads. Leaving them out of a run's settings means that changing, say, the
@@ -101,6 +107,25 @@ class TrainSettings:
     force_huber_delta: float | None = None
     threads: int = 1
     device: str = "cpu"
+    # {"loss_weights": {...}, "lr": float} or None: see stage_two_settings
+    stage_two: dict | None = None
+
+    @property
+    def trains_stress(self) -> bool:
+        """Whether any stage has a stress term (the model then predicts stresses throughout)."""
+        stage_two = self.stage_two_settings()
+        return self.stress_weight > 0 or (stage_two is not None and stage_two.stress_weight > 0)
+
+    def stage_two_settings(self) -> "TrainSettings | None":
+        """Settings of the second stage: these with the stage's loss weights (a term it does not name keeps its
+        first-stage weight); None without a second stage. Its learning rate is ``stage_two["lr"]``."""
+        if self.stage_two is None:
+            return None
+        weights = dict(self.stage_two.get("loss_weights", {}))
+        unknown = sorted(set(weights) - {"energy", "forces", "stress"})
+        if unknown or "lr" not in self.stage_two:
+            raise ValueError(f"stage_two needs loss_weights (energy, forces, stress) and lr; got {self.stage_two}")
+        return dataclasses.replace(self, stage_two=None, **{f"{key}_weight": value for key, value in weights.items()})
 
     @classmethod
     def from_config(cls, training: dict) -> "TrainSettings":
@@ -220,7 +245,8 @@ class Trainer:
             e_err, f_err = _loss_terms(pred, batch)
             energy_errors.append(e_err.detach().cpu().double())
             force_errors.append(f_err.detach().cpu().double().reshape(-1))
-            if s.stress_weight > 0:
+            # measured whenever labelled, also in a stage whose loss leaves it out, so every history row has it
+            if self.val_set.with_stress:
                 stress_errors.append(_stress_error(pred, batch).detach().cpu().double().reshape(-1))
         e = torch.cat(energy_errors)
         f = torch.cat(force_errors)
@@ -423,7 +449,7 @@ def run_training(*, regime: str, pool: str | Path, splits: str | Path, size: str
         lr = settings.lr
 
     # Labels are checked before anything is written: a missing stress is an error, not a partial run.
-    with_stress = settings.stress_weight > 0
+    with_stress = settings.trains_stress
     try:
         train_set = StructureSet(train_frames, model_config["cutoff"], with_stress=with_stress)
         val_set = StructureSet(val_frames, model_config["cutoff"], with_stress=with_stress)
@@ -456,32 +482,87 @@ def run_training(*, regime: str, pool: str | Path, splits: str | Path, size: str
              ", stress trained" if with_stress else "")
     trainer = Trainer(model, train_set, val_set, settings, lr, seed, checkpoint)
     trainer.fit()
-
     model.load_state_dict(trainer.best_state)
+    result = _stage_result(trainer)
+
+    stage_two = settings.stage_two_settings()
+    checkpoint_two = checkpoint.with_name("checkpoint_stage_two.pt")
+    if stage_two is not None:
+        stage_two_lr = settings.stage_two["lr"]
+        log.info("stage two from step %d's weights: lr %.1e, loss weights energy %g, forces %g, stress %g",
+                 trainer.best_step, stage_two_lr, stage_two.energy_weight, stage_two.forces_weight,
+                 stage_two.stress_weight)
+        # Its checkpoint is resumed only after the first stage's (kept until the run ends) has been replayed.
+        trainer_two = Trainer(model, train_set, val_set, stage_two, stage_two_lr, seed, checkpoint_two)
+        trainer_two.fit()
+        model.load_state_dict(trainer_two.best_state)
+        result = _join_stages(trainer, trainer_two, stage_two_lr)
+
     model.cpu()
-    best = next(row for row in trainer.history if row["step"] == trainer.best_step)
+    best = result["best_row"]
     summary = {**(metadata or {}), "regime": regime, "element": element, "n_train": len(train_frames),
                "n_validation": len(val_frames), "seed": seed, "lr": lr, "energy_offset_ev_atom": offset,
-               "best_step": trainer.best_step, "best_val_loss": trainer.best_val,
+               "best_step": result["best_step"], "best_val_loss": result["best_val_loss"],
                "best_val_energy_mae_mev_atom": best["val_energy_mae_mev_atom"],
                "best_val_force_mae_mev_ang": best["val_force_mae_mev_ang"],
                **({"best_val_stress_mae_gpa": best[STRESS_HISTORY_COLUMN]} if with_stress else {}),
-               "stopped_step": trainer.step, "stop_reason": trainer.stop_reason,
-               "train_wall_time_s": trainer.wall_time, "resumed_from_step": trainer.resumed_from_step,
+               "stopped_step": result["stopped_step"], "stop_reason": result["stop_reason"],
+               "train_wall_time_s": result["wall_time"], "resumed_from_step": result["resumed_from_step"],
+               **({"stage_one": result["stage_one"]} if "stage_one" in result else {}),
                "n_parameters": models.count_parameters(model), "threads": settings.threads,
                "device": settings.device, "torch_version": torch.__version__,
                # which card: timings of GPU runs are comparable only on the same one
                "device_name": torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda" else None}
     with atomic_path(out_history) as tmp:
         columns = HISTORY_COLUMNS + ([STRESS_HISTORY_COLUMN] if with_stress else [])
-        pd.DataFrame(trainer.history, columns=columns).to_csv(tmp, index=False)
+        columns += [STAGE_HISTORY_COLUMN] if stage_two is not None else []
+        pd.DataFrame(result["history"], columns=columns).to_csv(tmp, index=False)
     write_json(out_summary, summary)
     models.save_model(model, out_model)  # last: its presence marks the run finished
-    checkpoint.unlink(missing_ok=True)
-    fingerprint_file.unlink(missing_ok=True)
-    log.info("%s done: best step %d (val F %.1f meV/A), stopped at %d (%s), %.1f s", regime, trainer.best_step,
-             best["val_force_mae_mev_ang"], trainer.step, trainer.stop_reason, trainer.wall_time)
+    for path in (checkpoint, checkpoint_two, fingerprint_file):
+        path.unlink(missing_ok=True)
+    log.info("%s done: best step %d (val E %.2f meV/atom, F %.1f meV/A), stopped at %d (%s), %.1f s", regime,
+             result["best_step"], best["val_energy_mae_mev_atom"], best["val_force_mae_mev_ang"],
+             result["stopped_step"], result["stop_reason"], result["wall_time"])
     return summary
+
+
+def _stage_result(trainer: Trainer) -> dict:
+    """What the summary and history take from a one-stage run."""
+    return {"history": trainer.history, "best_step": trainer.best_step, "best_val_loss": trainer.best_val,
+            "best_row": next(row for row in trainer.history if row["step"] == trainer.best_step),
+            "stopped_step": trainer.step, "stop_reason": trainer.stop_reason, "wall_time": trainer.wall_time,
+            "resumed_from_step": trainer.resumed_from_step}
+
+
+def _join_stages(one: Trainer, two: Trainer, stage_two_lr: float) -> dict:
+    """One history and summary for a two-stage run, on one step and wall-time axis.
+
+    Stage two's steps and wall time continue stage one's. Its step-0 validation re-measures stage one's best
+    weights (under the new loss weights) and is left out of the history, where it would repeat a step number.
+    If stage two never beats that start, the saved weights are stage one's best, and so are the best step and
+    errors; the best validation loss is always stage two's (the selection criterion of the saved model).
+    """
+    first = _stage_result(one)
+    history = [{**row, STAGE_HISTORY_COLUMN: 1} for row in one.history]
+    history += [{**row, "step": row["step"] + one.step, "wall_time_s": round(row["wall_time_s"] + one.wall_time, 4),
+                 "epoch": row["epoch"] + one.epoch, STAGE_HISTORY_COLUMN: 2}
+                for row in two.history if row["step"] > 0]
+    if two.best_step == 0:
+        best_step, best_row = first["best_step"], first["best_row"]
+    else:
+        best_step = two.best_step + one.step
+        best_row = next(row for row in history if row["step"] == best_step)
+    resumed = (one.resumed_from_step if two.resumed_from_step is None
+               else two.resumed_from_step + one.step)
+    stage_one = {key: first[key] for key in ("best_step", "best_val_loss", "stopped_step", "stop_reason")}
+    stage_one.update(best_val_energy_mae_mev_atom=first["best_row"]["val_energy_mae_mev_atom"],
+                     best_val_force_mae_mev_ang=first["best_row"]["val_force_mae_mev_ang"],
+                     train_wall_time_s=one.wall_time)
+    return {"history": history, "best_step": best_step, "best_val_loss": two.best_val, "best_row": best_row,
+            "stopped_step": two.step + one.step, "stop_reason": two.stop_reason,
+            "wall_time": one.wall_time + two.wall_time, "resumed_from_step": resumed,
+            "stage_one": {**stage_one, "stage_two_lr": stage_two_lr}}
 
 
 def cli(argv: list[str] | None = None) -> int:
