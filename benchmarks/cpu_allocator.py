@@ -39,8 +39,9 @@ VARIANTS = {
 }
 
 
-def child(lmax: int, steps: int) -> None:
-    """Time ``steps`` training steps after one warm-up step; print one JSON line."""
+def make_so3net_step(lmax: int):
+    """One SO3net training step (force loss, double backward, Adam) on the architecture benchmark's batch, 1
+    thread; returns (step, batch)."""
     import torch
 
     sys.path.insert(0, str(HERE))
@@ -65,6 +66,12 @@ def child(lmax: int, steps: int) -> None:
         loss.backward()
         optimizer.step()
 
+    return step, batch
+
+
+def child(lmax: int, steps: int) -> None:
+    """Time ``steps`` training steps after one warm-up step; print one JSON line."""
+    step, _ = make_so3net_step(lmax)
     step()
     before = os.times()
     start = time.perf_counter()
