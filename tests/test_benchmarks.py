@@ -99,3 +99,16 @@ def test_startup_probe_reads_rule_scripts_and_measures_imports():
     assert 0 < light < 30
     # properties_target loads the model with schnetpack inside a function: the probe adds that import
     assert bench.startup_cpu_seconds(scripts["properties_reference"], with_schnetpack=True) > light
+
+
+def test_cpu_allocator_benchmark_runs_each_malloc_setting(tmp_path):
+    """Every variant runs in its own process and lands in the table with its ratio to glibc as shipped."""
+    spec = importlib.util.spec_from_file_location("cpu_allocator", REPO / "benchmarks" / "cpu_allocator.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--lmax", "0", "--steps", "1", "--repeats", "1", "--out", str(tmp_path)]) == 0
+    runs = json.loads((tmp_path / "cpu_allocator.json").read_text())["runs"]
+    assert set(runs) == {"default", "heap_only", "hugetlb"}
+    assert all(r["s_per_step"] > 0 and r["max_rss_gb"] > 0 for rows in runs.values() for r in rows)
+    table = (tmp_path / "cpu_allocator.md").read_text()
+    assert "| default |" in table and table.count("\n| ") == 4
