@@ -663,3 +663,27 @@ def test_stage_two_resumes_after_a_kill(train, monkeypatch):
     assert resumed.step.tolist() == reference.step.tolist()
     np.testing.assert_allclose(resumed[VALUE_COLUMNS].to_numpy(), reference[VALUE_COLUMNS].to_numpy(), rtol=0,
                                atol=1e-6)
+
+
+def test_stage_two_checkpoint_of_other_settings_is_discarded(train, monkeypatch, tmp_path):
+    """A run killed in stage two and rerun with another stage two starts afresh: neither stage's checkpoint of
+    the old settings is resumed, and the history is a clean run's."""
+    config = training_config(max_steps=20, stage_two=STAGE_TWO)
+    other = training_config(max_steps=20, stage_two={**STAGE_TWO, "lr": 5e-4})
+    _, _, reference = train("reference", config=other)
+    original = Trainer.save_checkpoint
+
+    def save_then_die_in_stage_two(self):
+        original(self)
+        if self.settings.stage_two is None and self.step >= 10:
+            raise Killed
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die_in_stage_two)
+    with pytest.raises(Killed):
+        train("killed", config=config)
+    monkeypatch.undo()
+    assert (tmp_path / "killed" / "checkpoint_stage_two.pt").is_file()
+    _, summary, history = train("killed", config=other)
+    assert summary["resumed_from_step"] is None
+    np.testing.assert_allclose(history[VALUE_COLUMNS].to_numpy(), reference[VALUE_COLUMNS].to_numpy(), rtol=0,
+                               atol=1e-6)

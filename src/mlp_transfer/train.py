@@ -471,9 +471,14 @@ def run_training(*, regime: str, pool: str | Path, splits: str | Path, size: str
                                  "pool_sha256": file_sha256(pool),
                                  "source_sha256": file_sha256(source_model) if source_model else None})
     fingerprint_file = checkpoint.with_suffix(".fingerprint")
-    if checkpoint.is_file() and (not fingerprint_file.is_file() or fingerprint_file.read_text() != fingerprint):
-        log.warning("discarding checkpoint %s written for different settings", checkpoint)
-        checkpoint.unlink()
+    checkpoint_two = checkpoint.with_name("checkpoint_stage_two.pt")
+    # One fingerprint covers both stages' checkpoints: a stage-two checkpoint of other settings must not be
+    # resumed after a fresh stage one.
+    stale = [path for path in (checkpoint, checkpoint_two) if path.is_file()]
+    if stale and (not fingerprint_file.is_file() or fingerprint_file.read_text() != fingerprint):
+        for path in stale:
+            log.warning("discarding checkpoint %s written for different settings", path)
+            path.unlink()
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     fingerprint_file.write_text(fingerprint)
 
@@ -486,7 +491,6 @@ def run_training(*, regime: str, pool: str | Path, splits: str | Path, size: str
     result = _stage_result(trainer)
 
     stage_two = settings.stage_two_settings()
-    checkpoint_two = checkpoint.with_name("checkpoint_stage_two.pt")
     if stage_two is not None:
         stage_two_lr = settings.stage_two["lr"]
         log.info("stage two from step %d's weights: lr %.1e, loss weights energy %g, forces %g, stress %g",
