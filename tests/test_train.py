@@ -642,19 +642,24 @@ def test_stage_two_that_never_improves_keeps_stage_one_weights(train, splits, sw
         torch.testing.assert_close(value, reference[key], rtol=0, atol=1e-7)
 
 
+def kill_in_stage_two_after_checkpoint(monkeypatch, at_step: int) -> None:
+    """Like kill_after_checkpoint, counting stage two's own steps (its trainer's settings have no stage_two)."""
+    original = Trainer.save_checkpoint
+
+    def save_then_die_in_stage_two(self):
+        original(self)
+        if self.settings.stage_two is None and self.step >= at_step:
+            raise Killed
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die_in_stage_two)
+
+
 def test_stage_two_resumes_after_a_kill(train, monkeypatch):
     """Killed in stage two, the rerun replays stage one from its final checkpoint and resumes stage two from
     its own: the history is the uninterrupted run's."""
     config = training_config(max_steps=20, stage_two=STAGE_TWO)
     _, _, reference = train("reference", config=config)
-    original = Trainer.save_checkpoint
-
-    def save_then_die_in_stage_two(self):
-        original(self)
-        if self.settings.stage_two is None and self.step >= 10:
-            raise Killed
-
-    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die_in_stage_two)
+    kill_in_stage_two_after_checkpoint(monkeypatch, 10)
     with pytest.raises(Killed):
         train("killed", config=config)
     monkeypatch.undo()
@@ -671,14 +676,7 @@ def test_stage_two_checkpoint_of_other_settings_is_discarded(train, monkeypatch,
     config = training_config(max_steps=20, stage_two=STAGE_TWO)
     other = training_config(max_steps=20, stage_two={**STAGE_TWO, "lr": 5e-4})
     _, _, reference = train("reference", config=other)
-    original = Trainer.save_checkpoint
-
-    def save_then_die_in_stage_two(self):
-        original(self)
-        if self.settings.stage_two is None and self.step >= 10:
-            raise Killed
-
-    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die_in_stage_two)
+    kill_in_stage_two_after_checkpoint(monkeypatch, 10)
     with pytest.raises(Killed):
         train("killed", config=config)
     monkeypatch.undo()
