@@ -235,6 +235,35 @@ def test_saved_model_is_best_model_with_train_offset(scratch_run, sw_pools, spli
     assert trainer.validate()["val_loss"] == pytest.approx(summary["best_val_loss"], rel=1e-5)
 
 
+
+def test_validation_batches_are_bounded_in_atoms_and_do_not_change_the_metrics(scratch_run, sw_pools, splits,
+                                                                                tiny_model_config, monkeypatch):
+    """Validation batches hold at most MAX_BATCH_ATOMS atoms (its memory peak: the heap of an SO3net run on a CPU
+    grew by 10 GB at each 16-structure validation), and how the set is batched does not change the metrics."""
+    import ase.io
+
+    from mlp_transfer import train as train_module
+
+    out, _, _ = scratch_run
+    frames = ase.io.read(sw_pools["Si"], ":")
+    val_frames = [frames[i] for i in json.loads(splits["Si"].read_text())["validation"]]
+    val_set = StructureSet(val_frames, tiny_model_config["cutoff"])
+    trainer = Trainer(models.load_model(out / "model.pt"), val_set, val_set, TrainSettings(), lr=1e-3, seed=0)
+    together = trainer.validate()
+    sizes = []
+    batches = StructureSet.batches
+
+    def recording_batches(self, *args, **kwargs):
+        for batch in batches(self, *args, **kwargs):
+            sizes.append(int(batch["_n_atoms"].sum()))
+            yield batch
+
+    monkeypatch.setattr(StructureSet, "batches", recording_batches)
+    monkeypatch.setattr(train_module, "MAX_BATCH_ATOMS", len(val_frames[0]))
+    one_by_one = trainer.validate()
+    assert sizes == [len(atoms) for atoms in val_frames]
+    assert one_by_one == pytest.approx(together, rel=1e-6)
+
 def test_same_seed_gives_identical_history(scratch_run, train):
     """Two runs with the same seed agree to 1e-6 in every history value (wall times aside)."""
     _, summary, history = scratch_run

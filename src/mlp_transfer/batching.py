@@ -63,6 +63,12 @@ def structure_inputs(atoms: Atoms, index: int, cutoff: float, with_targets: bool
     return inputs
 
 
+# Evaluation and validation batches: energy+forces throughput on CPU peaks at about 512 atoms per batch
+# (benchmarks/README.md, inference: 8 x 64 atoms beat 1 x 64 by ~30%, 1 x 512 beat 8 x 512 by ~25%), and the
+# bound keeps the memory of a validation no larger than that of a 512-atom forward and force pass.
+MAX_BATCH_ATOMS = 512
+
+
 class StructureSet:
     """Pre-converted structures that yield collated batches."""
 

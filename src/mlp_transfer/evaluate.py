@@ -23,7 +23,7 @@ import torch
 from ase import units
 
 from mlp_transfer import models
-from mlp_transfer.batching import StructureSet, full_stress
+from mlp_transfer.batching import MAX_BATCH_ATOMS, StructureSet, full_stress
 from mlp_transfer.io import write_run_table
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,6 @@ log = logging.getLogger(__name__)
 METRIC_COLUMNS = ["energy_mae_mev_atom", "energy_rmse_mev_atom", "force_mae_mev_ang", "force_rmse_mev_ang"]
 
 
-# Energy+forces throughput on CPU peaks at about 512 atoms per batch (benchmarks/README.md, inference: 8 x 64
-# atoms beat 1 x 64 by ~30%, 1 x 512 beat 8 x 512 by ~25%).
-MAX_BATCH_ATOMS = 512
 
 
 def predict_outputs(model, frames, cutoff: float, batch_size: int = 8, device: str = "cpu",

@@ -40,8 +40,8 @@ import torch
 from ase import units
 
 from mlp_transfer import models
-from mlp_transfer.batching import (ENERGY_REF, FORCES_REF, STRESS_REF, MissingStressError, StructureSet,
-                                   mean_energy_per_atom)
+from mlp_transfer.batching import (ENERGY_REF, FORCES_REF, MAX_BATCH_ATOMS, STRESS_REF, MissingStressError,
+                                   StructureSet, mean_energy_per_atom)
 from mlp_transfer.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ class Trainer:
         model.eval()
         s = self.settings
         energy_errors, force_errors, stress_errors = [], [], []
-        for batch in self.val_set.batches(16, self.device):
+        for batch in self.val_set.batches(16, self.device, MAX_BATCH_ATOMS):
             pred = model(batch)
             e_err, f_err = _loss_terms(pred, batch)
             energy_errors.append(e_err.detach().cpu().double())
