@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 METRIC_COLUMNS = ["energy_mae_mev_atom", "energy_rmse_mev_atom", "force_mae_mev_ang", "force_rmse_mev_ang"]
 
 
-
-
 def predict_outputs(model, frames, cutoff: float, batch_size: int = 8, device: str = "cpu",
                     max_atoms: int | None = MAX_BATCH_ATOMS):
     """Energies (eV), per-structure force arrays (eV/Å) and, for a model that predicts them, stresses ((n, 3, 3)
