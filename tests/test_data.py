@@ -13,6 +13,7 @@ from ase import Atoms, units
 from ase.build import bulk
 from ase.stress import voigt_6_to_full_3x3_stress
 
+from mlearn_data import MLEARN, needs_mlearn
 from mlp_transfer.data.common import attach_results, read_extxyz, write_extxyz
 from mlp_transfer.data.extxyz_import import cli as extxyz_cli
 from mlp_transfer.data.extxyz_import import import_extxyz
@@ -22,9 +23,6 @@ from mlp_transfer.data.mlearn import ase_stress_from_mlearn, import_mlearn, pars
 from mlp_transfer.data.validate import DatasetError, validate_frames
 from mlp_transfer.reference import sw_calculator
 
-MLEARN = Path(__file__).resolve().parents[1].parent / "shared/data/mlearn"
-needs_mlearn = pytest.mark.skipif(not (MLEARN / "Si" / "training.json").exists(),
-                                  reason=f"mlearn data not found at {MLEARN}")
 
 SMALL = dict(supercell=1, temperatures=(300, 900), equilibration_steps=20, sample_interval=5,
              n_train_per_temperature=4, n_test_per_temperature=2,

@@ -7,14 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlearn_data import needs_mlearn, shipped_config_with_mlearn
 from mlp_transfer.plan import local_rules, parse_dry_run, plan
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
-MLEARN = REPO.parent / "shared" / "data" / "mlearn"
-needs_mlearn = pytest.mark.skipif(not (MLEARN / "Ge" / "training.json").exists(),
-                                  reason=f"mlearn data not found at {MLEARN}")
 
 DRY_RUN = """\
 Building DAG of jobs...
@@ -63,11 +61,8 @@ def test_local_rules_of_the_workflow():
 
 
 def _study_config(tmp_path: Path, name: str) -> str:
-    """A shipped study config with its mlearn path made absolute, so it plans from any directory."""
-    config = yaml.safe_load((REPO / "config" / name).read_text())
-    config["datasets"]["mlearn"]["path"] = str(MLEARN)
     path = tmp_path / name
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(shipped_config_with_mlearn(name)))
     return str(path)
 
 
@@ -77,7 +72,7 @@ def test_gpu_study_sends_every_training_and_nothing_else_to_gpus(tmp_path):
     candidates and the 36 learning-curve runs ask for one GPU each, for the config's time limit; evaluation and
     properties run on CPUs. The CPU study config/mlearn.yaml asks for no GPU at all."""
     configfile = _study_config(tmp_path, "mlearn_so3net.yaml")
-    config = yaml.safe_load(Path(configfile).read_text())
+    config = shipped_config_with_mlearn("mlearn_so3net.yaml")
     lc, search = config["learning_curve"], config["hyperparameter_search"]
     n_runs = len(lc["sizes"]) * len(lc["seeds"]) * len(lc["regimes"])
     n_candidates = sum(len(c) for c in search["candidates"].values())

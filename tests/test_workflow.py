@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from mlearn_data import needs_mlearn, shipped_config_with_mlearn
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
-MLEARN = REPO.parent / "shared" / "data" / "mlearn"
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 
 
@@ -196,11 +196,10 @@ def test_rerun_is_up_to_date(tiny_run):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not MLEARN.is_dir(), reason=f"mlearn data not found at {MLEARN}")
+@needs_mlearn
 def test_reduced_mlearn_study_runs(tmp_path):
     """A reduced variant of config/mlearn.yaml (same datasets and pair, tiny budgets) runs to its tables."""
-    config = yaml.safe_load((REPO / "config" / "mlearn.yaml").read_text())
-    config["datasets"]["mlearn"]["path"] = str(MLEARN)
+    config = shipped_config_with_mlearn("mlearn.yaml")
     config["source_training"] = {"n_train": 8, "n_validation": 4, "seed": 0}
     config["learning_curve"].update({"sizes": [2, 4], "seeds": [0], "n_validation": 4})
     config["model"] = {"architecture": "painn", "cutoff": 4.0, "n_atom_basis": 8, "n_interactions": 1, "n_rbf": 8}
