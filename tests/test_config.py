@@ -112,6 +112,24 @@ def test_gradient_clip_norm_has_no_default(tiny, load):
     assert load(tiny)["training"]["gradient_clip_norm"] == 5.0
 
 
+@pytest.mark.parametrize("where", ["training", "stage_two"])
+@pytest.mark.parametrize("steps", [-1, 2.5, "long"])
+def test_bad_warmup_steps(tiny, load, where, steps):
+    if where == "training":
+        tiny["training"]["warmup_steps"] = steps
+    else:
+        tiny["training"]["stage_two"] = {"loss_weights": {"energy": 100.0}, "lr": 1e-4, "warmup_steps": steps}
+    with pytest.raises(ConfigError, match="warmup_steps"):
+        load(tiny)
+
+
+def test_warmup_steps_has_no_default(tiny, load):
+    """Absent means none and stays absent, so the run fingerprints of configs without it do not change."""
+    assert "warmup_steps" not in load(tiny)["training"]
+    tiny["training"]["warmup_steps"] = 100
+    assert load(tiny)["training"]["warmup_steps"] == 100
+
+
 @pytest.mark.parametrize("delta", [0, -0.05, "small"])
 def test_bad_force_huber_delta(tiny, load, delta):
     tiny["training"]["force_huber_delta"] = delta

@@ -617,6 +617,63 @@ def test_max_wall_time_stops_at_the_next_validation(train):
 
 
 
+# --------------------------------------------------------------------------------------- learning-rate warm-up
+
+def _record_step_learning_rates(monkeypatch) -> list[float]:
+    """Learning rate of every optimiser step, as Adam uses it."""
+    rates, step = [], torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    return rates
+
+
+def test_warmup_ramps_the_learning_rate_linearly_then_holds_it(train, monkeypatch):
+    rates = _record_step_learning_rates(monkeypatch)
+    peak = training_config()["lr"]
+    _, summary, history = train(config=training_config(max_steps=20, warmup_steps=8))
+    assert len(rates) == summary["stopped_step"] == 20
+    np.testing.assert_allclose(rates[:8], [peak * k / 8 for k in range(1, 9)], rtol=1e-12)
+    assert rates[8:] == [peak] * 12  # the plateau schedule (patience 100 here) takes over at the peak
+    # the history logs the rate of the step just taken
+    assert history.set_index("step").lr.loc[5] == pytest.approx(peak * 5 / 8)
+
+
+def test_warmup_validations_count_neither_for_patience_nor_schedule(train):
+    """A run that cannot improve (lr 1e-12) stops after `patience` bad validations; those inside the warm-up
+    are not counted, and the plateau schedule does not cut the rate during it."""
+    config = training_config(lr=1e-12, max_steps=40, early_stopping={"patience": 2},
+                             lr_schedule={"patience": 0, "min_lr": 0.0})
+    _, plain, _ = train("plain", config=config)
+    _, warm, history = train("warm", config={**config, "warmup_steps": 20})
+    assert (plain["stop_reason"], plain["stopped_step"]) == ("early_stopping", 10)
+    assert (warm["stop_reason"], warm["stopped_step"]) == ("early_stopping", 25)
+    # the first cut comes at the first validation after the warm-up (step 20)
+    lr = history.set_index("step").lr
+    assert lr.loc[20] == pytest.approx(1e-12) and lr.loc[25] == pytest.approx(0.5e-12)
+
+
+def test_warmup_resume_mid_ramp_reproduces_values(train, monkeypatch):
+    config = training_config(max_steps=20, warmup_steps=12)
+    _, _, reference = train("reference", config=config)
+    resumed = kill_and_resume(train, monkeypatch, "killed", config, at_step=5)
+    np.testing.assert_allclose(resumed[VALUE_COLUMNS].to_numpy(), reference[VALUE_COLUMNS].to_numpy(),
+                               rtol=0, atol=1e-6)
+
+
+def test_stage_two_has_its_own_warmup_or_inherits_the_first():
+    base = training_config(warmup_steps=50, stage_two={"loss_weights": {"energy": 100.0}, "lr": 1e-4})
+    assert TrainSettings.from_config(base).stage_two_settings().warmup_steps == 50
+    own = {**base, "stage_two": {**base["stage_two"], "warmup_steps": 200}}
+    settings = TrainSettings.from_config(own)
+    assert (settings.warmup_steps, settings.stage_two_settings().warmup_steps) == (50, 200)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        TrainSettings.from_config({**base, "stage_two": {**base["stage_two"], "warmup": 3}}).stage_two_settings()
+
+
 # ------------------------------------------------------------------------------------------------ stage two
 
 STAGE_TWO = {"loss_weights": {"energy": 20.0}, "lr": 1e-3}

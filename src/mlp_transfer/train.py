@@ -104,6 +104,8 @@ class TrainSettings:
     min_lr: float = 1e-5
     ema_decay: float = 0.0
     gradient_clip_norm: float | None = None
+    # linear learning-rate warm-up over the first steps of each optimiser (0 = none): see Trainer._warm_up
+    warmup_steps: int = 0
     force_huber_delta: float | None = None
     threads: int = 1
     device: str = "cpu"
@@ -123,9 +125,14 @@ class TrainSettings:
             return None
         weights = dict(self.stage_two.get("loss_weights", {}))
         unknown = sorted(set(weights) - {"energy", "forces", "stress"})
-        if unknown or "lr" not in self.stage_two:
-            raise ValueError(f"stage_two needs loss_weights (energy, forces, stress) and lr; got {self.stage_two}")
-        return dataclasses.replace(self, stage_two=None, **{f"{key}_weight": value for key, value in weights.items()})
+        unknown_keys = sorted(set(self.stage_two) - {"loss_weights", "lr", "warmup_steps"})
+        if unknown or unknown_keys or "lr" not in self.stage_two:
+            raise ValueError("stage_two needs loss_weights (energy, forces, stress) and lr, and may set "
+                             f"warmup_steps; got {self.stage_two}")
+        # a stage-two warm-up of its own, else the first stage's
+        warmup = self.stage_two.get("warmup_steps", self.warmup_steps)
+        return dataclasses.replace(self, stage_two=None, warmup_steps=warmup,
+                                   **{f"{key}_weight": value for key, value in weights.items()})
 
     @classmethod
     def from_config(cls, training: dict) -> "TrainSettings":
@@ -202,6 +209,7 @@ class Trainer:
         self.batch_size = min(settings.batch_size, len(train_set))
         opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[settings.optimizer]
         self.optimizer = opt_cls(self.model.parameters(), lr=lr, weight_decay=settings.weight_decay)
+        self.peak_lr = lr
         # The averaged copy is the model that is validated, selected and saved; 0 = the raw iterates.
         self.ema = None
         if settings.ema_decay > 0:
@@ -268,13 +276,14 @@ class Trainer:
         if not math.isfinite(val):
             self.stop_reason = "non_finite_loss"
             return True
+        warming_up = self.step < self.settings.warmup_steps
         if val < self.best_val * (1 - self.settings.min_rel_improvement):
             self.best_val, self.best_step = val, self.step
             self.best_state = copy.deepcopy(self.evaluated_model.state_dict())
             self.bad_validations = 0
-        else:
+        elif not warming_up:  # the warm-up's transient is expected: it counts neither for patience nor schedule
             self.bad_validations += 1
-        if self.step > 0:
+        if self.step > 0 and not warming_up:
             self.scheduler.step(val)
         stress = metrics.get(STRESS_HISTORY_COLUMN)
         log.info("step %5d  epoch %4d  lr %.2e  train %.3e  val %.3e  E %.2f meV/atom  F %.1f meV/A%s%s",
@@ -368,6 +377,7 @@ class Trainer:
                 loss = training_loss(s, self.model(batch), batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                self._warm_up()
                 if s.gradient_clip_norm is not None:
                     # An outlier batch then enters the optimiser (and its moment estimates) with a bounded gradient.
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.gradient_clip_norm)
@@ -394,6 +404,17 @@ class Trainer:
                                               f"checkpoint written to {self.checkpoint_path}")
                 if self.position == 0:
                     break
+
+    def _warm_up(self) -> None:
+        """Set the learning rate of the coming step during the warm-up: peak × k / warmup_steps for step k.
+
+        A fresh Adam state takes full-size steps whatever the gradient's scale, which knocks a converged model
+        (stage two, fine-tuning) far off its start; ramping the rate up avoids that transient. A function of the
+        step count only, so a resumed run continues the ramp exactly."""
+        warmup = self.settings.warmup_steps
+        if self.step < warmup:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.peak_lr * (self.step + 1) / warmup
 
     def _should_stop_after_resume(self) -> bool:
         """A checkpoint written at the final validation: re-derive the stop decision without retraining."""
