@@ -98,18 +98,23 @@ def test_unknown_nested_training_key(tiny, load):
         load(tiny)
 
 
-@pytest.mark.parametrize("clip", [0, -1.0, "large"])
-def test_bad_gradient_clip_norm(tiny, load, clip):
-    tiny["training"]["gradient_clip_norm"] = clip
-    with pytest.raises(ConfigError, match="gradient_clip_norm"):
+@pytest.mark.parametrize("key, bad", [("gradient_clip_norm", 0), ("gradient_clip_norm", -1.0),
+                                      ("gradient_clip_norm", "large"), ("force_huber_delta", 0),
+                                      ("force_huber_delta", -0.05), ("force_huber_delta", "small")])
+def test_bad_positive_training_setting(tiny, load, key, bad):
+    tiny["training"][key] = bad
+    with pytest.raises(ConfigError, match=key):
         load(tiny)
 
 
-def test_gradient_clip_norm_has_no_default(tiny, load):
-    """Absent means off and stays absent, so the run fingerprints of configs without it do not change."""
-    assert "gradient_clip_norm" not in load(tiny)["training"]
-    tiny["training"]["gradient_clip_norm"] = 5.0
-    assert load(tiny)["training"]["gradient_clip_norm"] == 5.0
+@pytest.mark.parametrize("key, value", [("gradient_clip_norm", 5.0), ("warmup_steps", 100),
+                                        ("force_huber_delta", 0.05), ("max_wall_time_s", 600)])
+def test_optional_training_setting_has_no_default(tiny, load, key, value):
+    """Absent means off (no clipping, no warm-up, the squared force error, no cap) and stays absent, so the run
+    fingerprints of configs without it do not change; given, it is kept."""
+    assert key not in load(tiny)["training"]
+    tiny.setdefault("training", {})[key] = value
+    assert load(tiny)["training"][key] == value
 
 
 @pytest.mark.parametrize("where", ["training", "stage_two"])
@@ -121,27 +126,6 @@ def test_bad_warmup_steps(tiny, load, where, steps):
         tiny["training"]["stage_two"] = {"loss_weights": {"energy": 100.0}, "lr": 1e-4, "warmup_steps": steps}
     with pytest.raises(ConfigError, match="warmup_steps"):
         load(tiny)
-
-
-def test_warmup_steps_has_no_default(tiny, load):
-    """Absent means none and stays absent, so the run fingerprints of configs without it do not change."""
-    assert "warmup_steps" not in load(tiny)["training"]
-    tiny["training"]["warmup_steps"] = 100
-    assert load(tiny)["training"]["warmup_steps"] == 100
-
-
-@pytest.mark.parametrize("delta", [0, -0.05, "small"])
-def test_bad_force_huber_delta(tiny, load, delta):
-    tiny["training"]["force_huber_delta"] = delta
-    with pytest.raises(ConfigError, match="force_huber_delta"):
-        load(tiny)
-
-
-def test_force_huber_delta_has_no_default(tiny, load):
-    """Absent means the squared error and stays absent, so existing run fingerprints do not change."""
-    assert "force_huber_delta" not in load(tiny)["training"]
-    tiny["training"]["force_huber_delta"] = 0.05
-    assert load(tiny)["training"]["force_huber_delta"] == 0.05
 
 
 def test_so3net_needs_lmax(tiny, load):
@@ -291,13 +275,6 @@ def test_invalid_max_wall_time(tiny, load, bad):
     tiny.setdefault("training", {})["max_wall_time_s"] = bad
     with pytest.raises(ConfigError, match="max_wall_time_s"):
         load(tiny)
-
-
-def test_max_wall_time_has_no_default(tiny, load):
-    """Absent means no cap, and adds no key, so existing configs keep their run fingerprints."""
-    assert "max_wall_time_s" not in load(tiny)["training"]
-    tiny.setdefault("training", {})["max_wall_time_s"] = 600
-    assert load(tiny)["training"]["max_wall_time_s"] == 600
 
 
 def test_stage_two_is_optional_and_validated(tiny, load):

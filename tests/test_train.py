@@ -597,11 +597,14 @@ def test_huber_delta_no_error_reaches_is_the_plain_run(train):
     pd.testing.assert_frame_equal(plain.drop(columns="wall_time_s"), wide.drop(columns="wall_time_s"))
 
 
-def test_ema_resume_mid_run_reproduces_values(train, monkeypatch):
-    """The average is checkpointed: a run killed mid-way and resumed gives the uninterrupted run's values."""
-    config = training_config(max_steps=20, ema_decay=0.9)
+@pytest.mark.parametrize("settings, at_step", [({"ema_decay": 0.9}, 10), ({"warmup_steps": 12}, 5)],
+                         ids=["ema", "mid-warmup"])
+def test_resume_mid_run_reproduces_values_with_run_state(train, monkeypatch, settings, at_step):
+    """The moving average is checkpointed and the warm-up is a function of the step: a run killed mid-way (for the
+    warm-up, mid-ramp) and resumed gives the uninterrupted run's values."""
+    config = training_config(max_steps=20, **settings)
     _, _, reference = train("reference", config=config)
-    resumed = kill_and_resume(train, monkeypatch, "killed", config, at_step=10)
+    resumed = kill_and_resume(train, monkeypatch, "killed", config, at_step=at_step)
     np.testing.assert_allclose(resumed[VALUE_COLUMNS].to_numpy(), reference[VALUE_COLUMNS].to_numpy(),
                                rtol=0, atol=1e-6)
 
@@ -654,14 +657,6 @@ def test_warmup_validations_count_neither_for_patience_nor_schedule(train):
     # the first cut comes at the first validation after the warm-up (step 20)
     lr = history.set_index("step").lr
     assert lr.loc[20] == pytest.approx(1e-12) and lr.loc[25] == pytest.approx(0.5e-12)
-
-
-def test_warmup_resume_mid_ramp_reproduces_values(train, monkeypatch):
-    config = training_config(max_steps=20, warmup_steps=12)
-    _, _, reference = train("reference", config=config)
-    resumed = kill_and_resume(train, monkeypatch, "killed", config, at_step=5)
-    np.testing.assert_allclose(resumed[VALUE_COLUMNS].to_numpy(), reference[VALUE_COLUMNS].to_numpy(),
-                               rtol=0, atol=1e-6)
 
 
 def test_stage_two_has_its_own_warmup_or_inherits_the_first():
