@@ -17,7 +17,9 @@ step-to-step noise of small-batch Adam, so the plateau schedule and early stoppi
 
 With ``stage_two`` a second stage follows the first from its best weights with other loss weights and a new
 learning rate (MACE's stage two raises the energy weight once the forces have converged); see
-``TrainSettings.stage_two_settings`` and ``_join_stages``.
+``TrainSettings.stage_two_settings`` and ``_join_stages``. With ``warmup_steps`` (or the stage's own) each stage's
+learning rate ramps up linearly from its first step (``Trainer._warm_up``), so a fresh optimiser does not knock a
+converged start off its weights.
 """
 
 from __future__ import annotations
