@@ -412,7 +412,8 @@ class Trainer:
 
         A fresh Adam state takes full-size steps whatever the gradient's scale, which knocks a converged model
         (stage two, fine-tuning) far off its start; ramping the rate up avoids that transient. A function of the
-        step count only, so a resumed run continues the ramp exactly."""
+        step count only, so a resumed run continues the ramp exactly. (torch's LinearLR would do the same ramp but
+        adds scheduler state to checkpoint and chains with ReduceLROnPlateau through the shared ``lr`` field.)"""
         warmup = self.settings.warmup_steps
         if self.step < warmup:
             for group in self.optimizer.param_groups:
