@@ -128,6 +128,21 @@ def test_bad_warmup_steps(tiny, load, where, steps):
         load(tiny)
 
 
+@pytest.mark.parametrize("where", ["learning_curve", "source_training"])
+def test_stratify_by_defaults_to_none_and_takes_a_key(tiny, load, where):
+    assert load(tiny)[where]["stratify_by"] is None
+    tiny.setdefault(where, {})["stratify_by"] = "source"
+    assert load(tiny)[where]["stratify_by"] == "source"
+
+
+@pytest.mark.parametrize("where", ["learning_curve", "source_training"])
+@pytest.mark.parametrize("bad", ["", 3, ["group"]])
+def test_bad_stratify_by(tiny, load, where, bad):
+    tiny.setdefault(where, {})["stratify_by"] = bad
+    with pytest.raises(ConfigError, match="stratify_by"):
+        load(tiny)
+
+
 def test_so3net_needs_lmax(tiny, load):
     tiny["model"]["architecture"] = "so3net"
     with pytest.raises(ConfigError, match="model.lmax: architecture so3net needs lmax"):

@@ -199,8 +199,8 @@ def test_rerun_is_up_to_date(tiny_run):
 def test_reduced_mlearn_study_runs(tmp_path):
     """A reduced variant of config/mlearn.yaml (same datasets and pair, tiny budgets) runs to its tables."""
     config = shipped_config_with_mlearn("mlearn.yaml")
-    config["source_training"] = {"n_train": 8, "n_validation": 4, "seed": 0}
-    config["learning_curve"].update({"sizes": [2, 4], "seeds": [0], "n_validation": 4})
+    config["source_training"] = {"n_train": 8, "n_validation": 4, "seed": 0, "stratify_by": "group"}
+    config["learning_curve"].update({"sizes": [2, 4], "seeds": [0], "n_validation": 4, "stratify_by": "group"})
     config["model"] = {"architecture": "painn", "cutoff": 4.0, "n_atom_basis": 8, "n_interactions": 1, "n_rbf": 8}
     config["training"] = {"batch_size": 2, "max_steps": 10, "val_interval": 5, "early_stopping": {"patience": 2}}
     config["hyperparameter_search"] = {"size": 2, "candidates": {"transfer": [{"transfer_lr": 0.001}],
@@ -208,6 +208,12 @@ def test_reduced_mlearn_study_runs(tmp_path):
     path = tmp_path / "mlearn_reduced.yaml"
     path.write_text(yaml.safe_dump(config))
     snakemake("--configfile", str(path), "--directory", str(tmp_path), "--cores", "2")
+    # stratified by mlearn group: 4 of the 228 Ge structures (90 AIMD-NVT, 72 Vacancy, 55 Elastic, 11 Surface)
+    splits = json.loads((tmp_path / "results/splits/mlearn/Ge/seed0.json").read_text())
+    assert splits["stratify_by"] == "group"
+    assert splits["validation_groups"] == {"AIMD-NVT": 2, "Elastic": 1, "Vacancy": 1}
+    assert splits["train_groups"]["2"] == {"AIMD-NVT": 1, "Vacancy": 1}
+    assert json.loads((tmp_path / "results/splits/mlearn/Si/source.json").read_text())["stratify_by"] == "group"
     lc = pd.read_csv(tmp_path / "results/tables/learning_curve.csv")
     assert set(lc["test_set"]) == {"test"}
     assert set(lc["regime"]) == {"transfer", "scratch"}

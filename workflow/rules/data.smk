@@ -71,6 +71,7 @@ rule split_learning_curve:
         sizes=LC["sizes"],
         n_validation=LC["n_validation"],
         max_temperature=LC["train_max_temperature"],
+        stratify_by=LC["stratify_by"],
     localrule: True
     conda:
         "../../envs/environment.yaml"
@@ -89,6 +90,7 @@ rule split_source:
         sizes=[config["source_training"]["n_train"]],
         n_validation=config["source_training"]["n_validation"],
         seed=config["source_training"]["seed"],
+        stratify_by=config["source_training"]["stratify_by"],
     localrule: True
     conda:
         "../../envs/environment.yaml"
