@@ -117,11 +117,12 @@ def test_unstratified_split_is_unchanged():
     assert make_splits(228, [5, ALL], 20, 0, labels=None) == split
 
 
-def _within_one_of_share(indices, labels):
-    """Every label's count among ``indices`` is within one of its proportional share of the pool."""
-    pool = Counter(labels)
+def _within_one_of_share(indices, labels, pool=None):
+    """Every label's count among ``indices`` is within one of its share of ``pool`` (default: every index)."""
+    pool = range(len(labels)) if pool is None else pool
+    shares = Counter(labels[i] for i in pool)
     counts = Counter(labels[i] for i in indices)
-    return all(abs(counts[name] - len(indices) * n / len(labels)) < 1 for name, n in pool.items())
+    return all(abs(counts[name] - len(indices) * n / len(pool)) < 1 for name, n in shares.items())
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -160,10 +161,8 @@ def test_stratified_splits_nested_disjoint_and_proportional():
             assert set(small) < set(large)
         assert not set(subsets[-1]) & set(validation)
         # the rest of the pool is re-stratified, so each subset keeps the shares of what validation left
-        rest = [MLEARN_LIKE[i] for i in subsets[-1]]
         for subset in subsets[:-1]:
-            counts = Counter(MLEARN_LIKE[i] for i in subset)
-            assert all(abs(counts[g] - len(subset) * rest.count(g) / len(rest)) < 1 for g in set(rest))
+            assert _within_one_of_share(subset, MLEARN_LIKE, pool=subsets[-1])
     assert make_splits(228, sizes, 20, 1, labels=MLEARN_LIKE) == make_splits(228, sizes, 20, 1, labels=MLEARN_LIKE)
     assert make_splits(228, sizes, 20, 1, labels=MLEARN_LIKE) != make_splits(228, sizes, 20, 2, labels=MLEARN_LIKE)
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -86,10 +87,7 @@ def stratified_order(labels: Sequence[str], rng: np.random.Generator) -> np.ndar
 
 def group_counts(indices: Sequence[int], labels: Sequence[str]) -> dict[str, int]:
     """How many of ``indices`` carry each label (sorted by label)."""
-    counts: dict[str, int] = {}
-    for i in indices:
-        counts[str(labels[i])] = counts.get(str(labels[i]), 0) + 1
-    return dict(sorted(counts.items()))
+    return dict(sorted(Counter(str(labels[i]) for i in indices).items()))
 
 
 def make_splits(pool_size: int, sizes: Sequence[int | str], n_validation: int, seed: int,
