@@ -55,6 +55,43 @@ def test_cuda_training_follows_the_cpu_run(runs):
     assert gpu["val_force_mae_mev_ang"].iloc[-1] < gpu["val_force_mae_mev_ang"].iloc[0]
 
 
+class Killed(Exception):
+    """Stands in for the job being killed right after a checkpoint was written."""
+
+
+def test_cuda_run_resumes_from_its_checkpoint(runs, sw_pools, tiny_model_config, tmp_path, monkeypatch):
+    """A CUDA run killed after its step-10 checkpoint resumes there (the checkpoint is loaded onto the GPU, the
+    batch-order generator's state back onto the CPU) and ends with the uninterrupted CUDA run's steps."""
+    from mlp_transfer.train import Trainer
+
+    _, _, reference = runs["cuda"]
+    splits = tmp_path / "Si.json"
+    write_splits(sw_pools["Si"], splits, ["all"], n_validation=3, seed=0)
+    save = Trainer.save_checkpoint
+
+    def save_then_die(self):
+        save(self)
+        if self.step >= 10:
+            raise Killed
+
+    def train():
+        return run_training(regime="scratch", pool=sw_pools["Si"], splits=splits, size="all", element="Si", seed=0,
+                            model_config=tiny_model_config, training_config={**TRAINING, "device": "cuda"},
+                            out_model=tmp_path / "model.pt", out_history=tmp_path / "history.csv",
+                            out_summary=tmp_path / "summary.json")
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        train()
+    monkeypatch.undo()
+    summary = train()
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert summary["resumed_from_step"] == 10
+    assert list(history["step"]) == list(reference["step"])
+    assert history["val_force_mae_mev_ang"].iloc[-1] == pytest.approx(
+        reference["val_force_mae_mev_ang"].iloc[-1], rel=0.02)
+
+
 def test_model_trained_on_cuda_predicts_the_same_on_the_cpu(runs, make_sw_frames, tiny_model_config):
     from mlp_transfer.evaluate import predict
 

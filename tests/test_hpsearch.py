@@ -23,6 +23,15 @@ def test_overrides_replace_scalars_and_merge_nested_settings():
     assert training["lr_schedule"]["patience"] == 4  # the config itself is untouched
 
 
+def test_overrides_merge_at_every_depth():
+    """A candidate that names one stage-two loss weight keeps the others (a stress weight silently dropped would
+    stop training stresses)."""
+    training = {"lr": 1e-3, "stage_two": {"lr": 1e-4, "loss_weights": {"energy": 100.0, "stress": 100.0}}}
+    merged = apply_overrides(training, {"stage_two": {"loss_weights": {"energy": 300.0}}})
+    assert merged["stage_two"] == {"lr": 1e-4, "loss_weights": {"energy": 300.0, "stress": 100.0}}
+    assert training["stage_two"]["loss_weights"]["energy"] == 100.0
+
+
 @pytest.fixture
 def write(tmp_path):
     def _write(search: dict) -> dict:
@@ -44,6 +53,8 @@ def test_valid_search_loads_with_default_seed(write):
     ({"size": 4, "candidates": {"transfer": [{"loss_weights": {"energy": 100.0}}],
                                 "scratch": [{"loss_weights": {"energy": 100.0}}]}}, "set hyperparameter_search.select_by"),
     ({"size": 4, "candidates": {"transfer": [{"stage_two": {"loss_weights": {"energy": 100.0}, "lr": 1e-4}}],
+                                "scratch": [{"lr": 1e-3}]}}, "set hyperparameter_search.select_by"),
+    ({"size": 4, "candidates": {"transfer": [{"force_huber_delta": 0.05}],
                                 "scratch": [{"lr": 1e-3}]}}, "set hyperparameter_search.select_by"),
     ({"size": 4, "select_by": "test_mae", "candidates": {"transfer": [{"transfer_lr": 1e-3}], "scratch": [{"lr": 1e-3}]}},
      "select_by"),

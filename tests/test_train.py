@@ -19,7 +19,7 @@ from mlp_transfer import models
 from mlp_transfer.batching import ENERGY_REF, FORCES_REF, StructureSet, mean_energy_per_atom
 from mlp_transfer.data.common import attach_results
 from mlp_transfer.splits import write_splits
-from mlp_transfer.train import Trainer, TrainSettings, force_loss, run_training
+from mlp_transfer.train import Trainer, TrainingInterrupted, TrainSettings, force_loss, run_training
 
 HISTORY_COLUMNS = ["step", "epoch", "wall_time_s", "lr", "train_loss", "val_loss",
                    "val_energy_mae_mev_atom", "val_force_mae_mev_ang"]
@@ -619,6 +619,57 @@ def test_max_wall_time_stops_at_the_next_validation(train):
     assert (out / "model.pt").is_file() and not (out / "checkpoint.pt").exists()
 
 
+def signal_during_step(monkeypatch, step: int) -> None:
+    """SIGTERM arrives while step ``step`` is computed (between two validations)."""
+    original = Trainer._warm_up
+
+    def warm_up_with_signal(self):
+        if self.step == step - 1:
+            self.signal_received = 15
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "_warm_up", warm_up_with_signal)
+
+
+def test_signal_between_validations_past_the_wall_time_resumes_to_the_next_validation(train, monkeypatch):
+    """A checkpoint written on a signal mid-interval is not a final one, even past the wall-time cap: the rerun
+    goes on to the next validation and stops there, as the uninterrupted run does."""
+    config = training_config(max_steps=40, max_wall_time_s=1e-9)
+    _, reference, _ = train("reference", config=config)
+    signal_during_step(monkeypatch, 3)
+    with pytest.raises(TrainingInterrupted):
+        train("killed", config=config)
+    monkeypatch.undo()
+    _, summary, history = train("killed", config=config)
+    assert summary["resumed_from_step"] == 3
+    assert (summary["stop_reason"], summary["stopped_step"]) == (reference["stop_reason"], 5) == ("max_wall_time", 5)
+    assert history.step.tolist() == [0, 5]
+
+
+def test_non_finite_stop_is_kept_by_a_rerun(train, monkeypatch):
+    """A run that stopped on a non-finite validation loss and was killed before writing its model stops again on
+    rerun (from the checkpoint), instead of training on."""
+    validate = Trainer.validate
+
+    def nan_at_step_10(self):
+        metrics = validate(self)
+        if self.step == 10:
+            metrics["val_loss"] = float("nan")
+        return metrics
+
+    monkeypatch.setattr(Trainer, "validate", nan_at_step_10)
+    config = training_config(max_steps=20)
+    _, reference, _ = train("reference", config=config)
+    assert (reference["stop_reason"], reference["stopped_step"]) == ("non_finite_loss", 10)
+    kill_after_checkpoint(monkeypatch, 10)
+    with pytest.raises(Killed):
+        train("killed", config=config)
+    monkeypatch.undo()
+    _, summary, history = train("killed", config=config)
+    assert (summary["stop_reason"], summary["stopped_step"]) == ("non_finite_loss", 10)
+    assert history.step.tolist() == [0, 5, 10]
+
+
 
 # --------------------------------------------------------------------------------------- learning-rate warm-up
 
@@ -747,6 +798,29 @@ def test_stage_two_resumes_after_a_kill(train, monkeypatch):
     monkeypatch.undo()
     _, summary, resumed = train("killed", config=config)
     assert summary["resumed_from_step"] == 30
+    assert resumed.step.tolist() == reference.step.tolist()
+    np.testing.assert_allclose(resumed[VALUE_COLUMNS].to_numpy(), reference[VALUE_COLUMNS].to_numpy(), rtol=0,
+                               atol=1e-6)
+
+
+def test_signal_at_the_end_of_stage_one_stops_before_stage_two(train, monkeypatch):
+    """SIGTERM during stage one's last validation: the run stops there (its checkpoint is written) instead of
+    starting stage two, and the rerun reproduces the uninterrupted two-stage run."""
+    config = training_config(max_steps=20, stage_two=STAGE_TWO)
+    _, _, reference = train("reference", config=config)
+    record = Trainer._record
+
+    def record_with_signal(self, train_loss):
+        if self.settings.stage_two is not None and self.step == 20:  # stage one's final validation
+            self.signal_received = 15
+        return record(self, train_loss)
+
+    monkeypatch.setattr(Trainer, "_record", record_with_signal)
+    with pytest.raises(TrainingInterrupted, match="end of stage one"):
+        train("killed", config=config)
+    monkeypatch.undo()
+    _, summary, resumed = train("killed", config=config)
+    assert summary["resumed_from_step"] == 20  # stage one replayed from its final checkpoint, stage two fresh
     assert resumed.step.tolist() == reference.step.tolist()
     np.testing.assert_allclose(resumed[VALUE_COLUMNS].to_numpy(), reference[VALUE_COLUMNS].to_numpy(), rtol=0,
                                atol=1e-6)

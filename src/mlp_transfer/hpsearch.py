@@ -35,7 +35,7 @@ TABLE_COLUMNS = ["dataset", "source", "target", "regime", "candidate", "override
                  "best_val_loss", "best_val_force_mae_mev_ang", "best_val_energy_mae_mev_atom", "best_step",
                  "stopped_step", "stop_reason", "train_wall_time_s", "selected"]
 # Candidate keys that change the loss by which a run's weights are selected: its value cannot rank them.
-LOSS_CHANGING_KEYS = ("loss_weights", "stage_two")
+LOSS_CHANGING_KEYS = ("loss_weights", "stage_two", "force_huber_delta")
 # select_by -> the column of a run summary that ranks the candidates (lower is better)
 # reported (not selected by) when a candidate trains on stresses; absent from the table otherwise
 STRESS_COLUMN = "best_val_stress_mae_gpa"
@@ -44,13 +44,14 @@ SELECTION_COLUMNS = {"val_loss": "best_val_loss", "force_mae": "best_val_force_m
 
 
 def apply_overrides(training: dict, overrides: dict) -> dict:
-    """``training`` with one candidate's overrides; nested settings (``lr_schedule``...) merge key by key."""
+    """``training`` with one candidate's overrides; nested settings (``lr_schedule``,
+    ``stage_two.loss_weights``...) merge key by key at every depth, so an override names only what it changes."""
     merged = copy.deepcopy(training)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = {**merged[key], **value}
+            merged[key] = apply_overrides(merged[key], value)
         else:
-            merged[key] = value
+            merged[key] = copy.deepcopy(value)
     return merged
 
 
@@ -135,8 +136,8 @@ def check_search(search: dict, regimes: list[str], sizes: list, training_keys: s
             if unused:
                 raise ValueError(f"{where}: {regime} training does not use {unused}")
         if ranked_by_loss and any(key in o for o in items for key in LOSS_CHANGING_KEYS):
-            raise ValueError(f"hyperparameter_search.candidates.{regime}: candidates that change loss_weights or "
-                             f"stage_two (the loss of the selected weights) change "
+            raise ValueError(f"hyperparameter_search.candidates.{regime}: candidates that change loss_weights, "
+                             f"stage_two or force_huber_delta (the loss of the selected weights) change "
                              f"the validation loss itself, so it cannot rank them; set hyperparameter_search.select_by "
                              f"to force_mae or energy_mae")
         seen = [json.dumps(o, sort_keys=True) for o in items]

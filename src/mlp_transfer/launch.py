@@ -42,13 +42,14 @@ def parse_time(value: str) -> int:
     if not match:
         raise ValueError(f"invalid SLURM time {value!r} (use D-HH:MM:SS, HH:MM:SS or minutes)")
     days, first, second, third = match.groups()
+    has_days = days is not None  # "0-05" is five hours: the day part decides the format, even when it is 0
     days = int(days or 0)
-    if days and second is None:  # D-HH
+    if has_days and second is None:  # D-HH
         hours, minutes, seconds = int(first), 0, 0
     elif third is not None:  # [D-]HH:MM:SS
         hours, minutes, seconds = int(first), int(second), int(third)
     elif second is not None:  # D-HH:MM or MM:SS
-        hours, minutes, seconds = (int(first), int(second), 0) if days else (0, int(first), int(second))
+        hours, minutes, seconds = (int(first), int(second), 0) if has_days else (0, int(first), int(second))
     else:  # minutes
         hours, minutes, seconds = 0, int(first), 0
     total = days * 24 * 60 + hours * 60 + minutes + (1 if seconds else 0)

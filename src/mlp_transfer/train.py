@@ -236,7 +236,7 @@ class Trainer:
         # continues the interrupted epoch exactly.
         self.order: list[int] | None = None
         self.position = 0
-        self._signal_received: int | None = None
+        self.signal_received: int | None = None
 
     # -- evaluation -------------------------------------------------------------------------------------
     @property
@@ -329,7 +329,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.generator.set_state(state["generator"])
+        # map_location moved every tensor to the training device; the generator state must stay a CPU tensor
+        self.generator.set_state(state["generator"].cpu())
         for key in ("step", "epoch", "order", "position", "history", "best_val", "best_step", "best_state",
                     "bad_validations"):
             setattr(self, key, state[key])
@@ -346,7 +347,7 @@ class Trainer:
         handlers = {}
 
         def on_signal(signum, frame):
-            self._signal_received = signum
+            self.signal_received = signum
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -400,9 +401,9 @@ class Trainer:
                     self.save_checkpoint()
                     if stop:
                         return
-                if self._signal_received is not None:
+                if self.signal_received is not None:
                     self.save_checkpoint()
-                    raise TrainingInterrupted(f"signal {self._signal_received} received at step {self.step}; "
+                    raise TrainingInterrupted(f"signal {self.signal_received} received at step {self.step}; "
                                               f"checkpoint written to {self.checkpoint_path}")
                 if self.position == 0:
                     break
@@ -420,8 +421,18 @@ class Trainer:
                 group["lr"] = self.peak_lr * (self.step + 1) / warmup
 
     def _should_stop_after_resume(self) -> bool:
-        """A checkpoint written at the final validation: re-derive the stop decision without retraining."""
-        self.stop_reason = self._budget_stop_reason()
+        """A checkpoint written at the final validation: re-derive the stop decision without retraining.
+
+        Only a checkpoint written at a validation can be final. One written on a signal between validations
+        continues to the next validation, as the uninterrupted run does (its wall time may already be past the
+        cap, which the uninterrupted run checks only there)."""
+        last = self.history[-1] if self.history else None
+        if last is None or last["step"] != self.step:
+            return False
+        if not math.isfinite(last["val_loss"]):
+            self.stop_reason = "non_finite_loss"
+        else:
+            self.stop_reason = self._budget_stop_reason()
         return self.stop_reason is not None
 
 
@@ -478,9 +489,11 @@ def run_training(*, regime: str, pool: str | Path, splits: str | Path, size: str
         train_set = StructureSet(train_frames, model_config["cutoff"], with_stress=with_stress)
         val_set = StructureSet(val_frames, model_config["cutoff"], with_stress=with_stress)
     except MissingStressError as exc:
-        raise ValueError(f"{pool}: training.loss_weights.stress is {settings.stress_weight}, but a structure of "
-                         f"the training or validation subset has no stress label ({exc}); train on a dataset "
-                         "with stresses (mlearn, generated SW data) or set the stress weight to 0") from None
+        stress_keys = "training.loss_weights.stress" if settings.stress_weight > 0 else \
+            "training.stage_two.loss_weights.stress"
+        raise ValueError(f"{pool}: {stress_keys} is above 0, but a structure of the training or validation subset "
+                         f"has no stress label ({exc}); train on a dataset with stresses (mlearn, generated SW "
+                         "data) or set the stress weight of every stage to 0") from None
     if with_stress:
         models.set_stress_output(model, True)
 
@@ -521,6 +534,11 @@ def run_training(*, regime: str, pool: str | Path, splits: str | Path, size: str
                  trainer.best_step, stage_two_lr, stage_two.energy_weight, stage_two.forces_weight,
                  stage_two.stress_weight)
         # Its checkpoint is resumed only after the first stage's (kept until the run ends) has been replayed.
+        if trainer.signal_received is not None:
+            # The signal came during stage one's last validation, after its checkpoint: stop here, not in stage two
+            # (the rerun replays stage one from that checkpoint and starts stage two).
+            raise TrainingInterrupted(f"signal {trainer.signal_received} received at the end of stage one "
+                                      f"(step {trainer.step}); checkpoint written to {checkpoint}")
         trainer_two = Trainer(model, train_set, val_set, stage_two, stage_two_lr, seed, checkpoint_two)
         trainer_two.fit()
         model.load_state_dict(trainer_two.best_state)
