@@ -189,3 +189,20 @@ def test_grouped_committee_rows(members, test_frames, saved, tmp_path):
     assert committee.cli(["evaluate", "--models", *map(str, paths), "--test", str(test_path), "--cutoff", "4",
                           "--out", str(out), "--group-by", "test_set"]) == 0
     assert pd.read_csv(out).group.tolist() == ["all", "T900K", "all", "rattle", "all", "T300K"]
+
+
+def test_grouped_rows_stay_apart_in_the_table(saved, tmp_path):
+    """The table keeps the structure type of grouped evaluations (rows would look like duplicates without it) and
+    counts an ungrouped evaluation as the whole test set."""
+    paths, summaries, test_path = saved
+    meta = {"dataset": "sw", "source": "Si", "target": "Ge", "regime": "transfer", "seeds": "0 1 2"}
+    grouped, plain = tmp_path / "grouped.csv", tmp_path / "plain.csv"
+    run_committee_evaluation(paths, test_path, grouped, 4.0, meta, summaries, group_by="test_set")
+    run_committee_evaluation(paths, test_path, plain, 4.0, {**meta, "regime": "scratch"}, summaries)
+    table = write_committee_tables([grouped, plain], tmp_path / "c.csv", tmp_path / "c.md")
+    rows = table[table.regime == "transfer"]
+    assert sorted(zip(rows.test_set, rows.group)) == sorted([("T900K", "all"), ("T900K", "T900K"), ("rattle", "all"),
+                                                             ("rattle", "rattle"), ("T300K", "all"), ("T300K", "T300K")])
+    assert (table.loc[table.regime == "scratch", "group"] == "all").all()
+    assert not table.duplicated(["test_set", "group", "regime", "n_train"]).any()
+    assert "| group " in (tmp_path / "c.md").read_text().replace("|:", "| ")

@@ -484,10 +484,12 @@ def test_md_aggregation_on_synthetic_runs(tmp_path):
     row = summary[(summary.regime == "transfer") & (summary.temperature_K == 600)].iloc[0]
     assert row.n_replicas == 4 and row.n_stable == 3 and row.stable_fraction == pytest.approx(0.75)
     assert row.time_to_failure_ps_mean == pytest.approx((2 + 2 + 2 + 0.5) / 4) and row.n_seeds == 2
+    assert row.time_to_failure_ps_min == pytest.approx(0.5)  # the one failed replica, not a stable one's 2.0
     scratch = summary[(summary.regime == "scratch") & (summary.temperature_K == 1500)].iloc[0]
     assert scratch.stable_fraction == 0 and scratch.reasons == "min_distance:2"
     ref = summary[summary.regime == "reference"]
     assert len(ref) == 2 and (ref.stable_fraction == 1).all()
+    assert ref.time_to_failure_ps_min.isna().all()  # nothing failed: no first failure
     dist = pd.read_csv(tmp_path / "tables/md_structure_runs.csv")
     assert len(dist) == 2 * 2 * 2  # runs x temperatures x kinds
     rdf = dist[dist.kind == "rdf"]

@@ -219,9 +219,20 @@ def test_aggregation_on_synthetic_tables(tmp_path):
     md = (tmp_path / "s.md").read_text()
     assert "reference 5.65 Å" in md
     assert "| 2 | 0.02 ± 0.014 | 0.2 ± 0.14 | 0.10 |" in md  # transfer first (first appearance), ratio T/S
-    assert "| 8 | 0.01 ± 0.014 | -0.05 ± 0 | 0.20 |" in md
+    assert "| 8 | 0.01 ± 0.014 | -0.05 ± 0 | 0.20 |" in md  # two seeds with the same error: spread 0
+    for header, rule in zip(md.splitlines(), md.splitlines()[1:]):  # every table's header has its rule's cells
+        if rule.startswith("|---"):
+            assert header.count("|") == rule.count("|"), header
     for path in plots.values():
         assert path.stat().st_size > 1000
+
+
+def test_one_seed_has_no_spread():
+    from mlp_transfer.properties_aggregate import _fmt, _std
+
+    assert np.isnan(_std(pd.Series([0.01])))
+    assert _fmt(0.01, _std(pd.Series([0.01]))) == "0.01"
+    assert _std(pd.Series([0.01, 0.03])) == pytest.approx(np.std([0.01, 0.03], ddof=1))
 
 
 def test_cli_rebuilds_tables_from_the_finished_runs(tmp_path, capsys):

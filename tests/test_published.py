@@ -48,6 +48,15 @@ def test_comparison_takes_the_largest_size_and_the_source_model():
     assert "## d: Ge, test set 'test'" in md and "2.00" in md
 
 
+def test_comparison_takes_each_regimes_own_largest_size():
+    """A partial table (scratch has not reached the largest size yet) keeps both regimes, each at its largest."""
+    summary = _summary()
+    summary = summary[~((summary["regime"] == "scratch") & (summary["n_train"] == 200))]
+    ours = comparison_table(summary, _source(), PUBLISHED).set_index("model")
+    assert ours.loc["transfer (Si→Ge)", "n_train"] == 200
+    assert ours.loc["scratch (Si→Ge)", "n_train"] == 5
+
+
 def test_comparison_without_a_matching_test_set_is_empty():
     published = {"d": {"Ge": [{"model": "X", "test_set": "other", "force_mae_mev_ang": 1.0, "citation": "c"}]}}
     table = comparison_table(_summary(), _source(), published)

@@ -165,11 +165,17 @@ def committee_table(csvs: Sequence[str | Path]) -> pd.DataFrame:
         missing = [c for c in TABLE_KEYS + COMMITTEE_COLUMNS if c not in df.columns]
         if missing:
             raise CommitteeError(f"committee evaluation {path} lacks columns {missing}")
-        frames.append(df[TABLE_KEYS + (["seeds"] if "seeds" in df.columns else []) + COMMITTEE_COLUMNS])
+        # "group": rows per structure type of `committee evaluate --group-by`, which must stay apart
+        optional = [c for c in ("seeds", "group") if c in df.columns]
+        frames.append(df[TABLE_KEYS + optional + COMMITTEE_COLUMNS])
     if not frames:
         return pd.DataFrame(columns=TABLE_KEYS + COMMITTEE_COLUMNS)
     table = pd.concat(frames, ignore_index=True)
     order = ["dataset", "source", "target", "test_set", "regime", "n_train"]
+    if "group" in table.columns:
+        # one table from grouped and ungrouped evaluations: an ungrouped row covers the whole test set
+        table["group"] = table["group"].fillna("all")
+        order.append("group")
     return table.sort_values(order, key=_sort_key, ignore_index=True)
 
 
@@ -183,8 +189,10 @@ def committee_markdown(table: pd.DataFrame) -> str:
     from mlp_transfer.aggregate import _num, _pm, markdown_sections
 
     def render(g: pd.DataFrame) -> pd.DataFrame:
+        groups = {"group": g["group"]} if "group" in g.columns else {}
         return pd.DataFrame({
-            "test set": g["test_set"], "n_train": g["n_train"], "regime": g["regime"], "members": g["n_members"],
+            "test set": g["test_set"], **groups, "n_train": g["n_train"], "regime": g["regime"],
+            "members": g["n_members"],
             "F MAE committee": [_num(x, 1) for x in g["force_mae_mev_ang"]],
             "F MAE members": [_pm(m, s, 1) for m, s in zip(g["member_force_mae_mev_ang_mean"],
                                                           g["member_force_mae_mev_ang_std"])],

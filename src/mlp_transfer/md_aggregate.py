@@ -15,7 +15,8 @@ Outputs (every table is written every time, header-only when empty)::
     {tables}/md_stability.csv        per (dataset, source, target, regime, n_train, temperature_K):
                                      n_replicas (all seeds x replicas), n_seeds, n_stable, stable_fraction,
                                      time_to_failure_ps_mean (stable replicas count with the full run length),
-                                     time_to_failure_ps_min, run_length_ps, reasons (counts of failure reasons)
+                                     time_to_failure_ps_min (of the failed replicas; empty when none
+                                     failed), run_length_ps, reasons (counts of failure reasons)
     {tables}/md_stability.md         readable version
     {tables}/md_structure_runs.csv   per (model run, temperature, kind in {rdf, adf}): n_frames,
                                      tv_distance (0 = identical, 1 = disjoint) and w1_distance (Å for the
@@ -25,8 +26,8 @@ Outputs (every table is written every time, header-only when empty)::
     {plots}/md_stability_{dataset}_{source}-{target}.png   stable fraction and mean time to failure vs n_train
     {plots}/md_structure_{dataset}_{source}-{target}.png   RDF/ADF distance to the reference vs n_train
 
-The reference row of each temperature is shown in the tables as a baseline (its own stability; its
-structure distance is 0 by definition). Distances contain sampling noise: two independent runs of the
+The reference run of each temperature has a row in the stability tables as a baseline (its own
+stability); the structure tables have none, since its distance to itself is 0 by definition. Distances contain sampling noise: two independent runs of the
 same potential differ by a few 0.01 in ``tv_distance`` at the default run length.
 """
 
@@ -115,7 +116,8 @@ def stability_summary(runs: pd.DataFrame) -> pd.DataFrame:
         rows.append(dict(zip(GROUP_KEYS, key), n_replicas=len(g), n_seeds=g["seed"].nunique(dropna=False),
                          n_stable=int(g["stable"].sum()), stable_fraction=float(g["stable"].mean()),
                          time_to_failure_ps_mean=float(g["time_to_failure_ps"].mean()),
-                         time_to_failure_ps_min=float(g["time_to_failure_ps"].min()),
+                         # the first failure among the replicas that failed; NaN ("–") when none did
+                         time_to_failure_ps_min=float(g.loc[~g["stable"], "time_to_failure_ps"].min()),
                          run_length_ps=float(g["run_length_ps"].max()),
                          reasons=" ".join(f"{r}:{n}" for r, n in failed.items())))
     return pd.DataFrame(rows, columns=STABILITY_SUMMARY_COLUMNS)

@@ -40,7 +40,9 @@ REGIME_COLOURS = {"transfer": "tab:blue", "scratch": "tab:orange"}
 
 
 def _std(x: pd.Series) -> float:
-    return float(x.std(ddof=1)) if x.notna().sum() > 1 else 0.0 if x.notna().sum() == 1 else np.nan
+    """Sample standard deviation over seeds; NaN (shown as the mean alone) below two values, as in the
+    learning-curve summary, since one seed says nothing about the spread."""
+    return float(x.std(ddof=1)) if x.notna().sum() > 1 else np.nan
 
 
 COLUMNS = ["dataset", "source", "target", "regime", "seed", "n_train", *TABLE_COLUMNS]
@@ -90,7 +92,7 @@ def markdown(summary: pd.DataFrame) -> str:
     """One table per (dataset, pair, property): rows n_train, columns error per regime and the MAE ratio."""
     lines = ["# Out-of-target properties: model − reference", "",
              "Error = model value − reference value (mean ± std over seeds); `phonon_mesh_rmse` is the RMS "
-             "frequency difference on the q-mesh. `|err| T/S` = mean absolute error of transfer / scratch "
+             "frequency difference on the q-mesh. `abs err T/S` = mean absolute error of transfer / scratch "
              "(< 1: transfer closer to the reference).", ""]
     for (dataset, source, target, prop, unit), block in summary.groupby(
             ["dataset", "source", "target", "property", "unit"], sort=False):
@@ -101,7 +103,7 @@ def markdown(summary: pd.DataFrame) -> str:
         header = ["n_train", *[f"{r} error" for r in regimes]]
         both = {"transfer", "scratch"} <= set(regimes)
         if both:
-            header.append("|err| T/S")
+            header.append("abs err T/S")  # no "|" in a cell: it splits the row
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for n_train, rows in block.groupby("n_train", sort=True):
             by_regime = rows.set_index("regime")

@@ -36,6 +36,15 @@ def _numeric_size(value) -> float:
         return float("-inf")
 
 
+def _largest_size_per_regime(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each regime's rows at its own largest training size (a partial table may lack one regime's largest)."""
+    if rows.empty:
+        return rows
+    parts = [g[g["n_train"].astype(str) == str(max(g["n_train"], key=_numeric_size))]
+             for _, g in rows.groupby("regime", sort=False)]
+    return pd.concat(parts, ignore_index=True)
+
+
 def comparison_table(summary: pd.DataFrame, source_models: pd.DataFrame, published: dict,
                      committee: pd.DataFrame | None = None) -> pd.DataFrame:
     """Our best-size models and the source model beside the published errors of the same element and test set.
@@ -46,12 +55,11 @@ def comparison_table(summary: pd.DataFrame, source_models: pd.DataFrame, publish
     """
     rows = []
     for (dataset, source, target), pair in summary.groupby(["dataset", "source", "target"], sort=True):
-        largest = max(pair["n_train"], key=_numeric_size)
-        ours_target = pair[pair["n_train"] == largest]
+        ours_target = _largest_size_per_regime(pair)
         if committee is not None and not committee.empty:
-            cells = committee[(committee["dataset"] == dataset) & (committee["source"] == source)
-                              & (committee["target"] == target)
-                              & (committee["n_train"].astype(str) == str(largest))]
+            cells = _largest_size_per_regime(committee[(committee["dataset"] == dataset)
+                                                       & (committee["source"] == source)
+                                                       & (committee["target"] == target)])
             cells = cells.assign(regime=[f"{r} committee of {n}" for r, n in zip(cells["regime"], cells["n_members"])],
                                  n_seeds=cells["n_members"],
                                  **{f"{m}_mean": cells[m] for m in METRICS},
