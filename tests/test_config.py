@@ -207,6 +207,18 @@ def test_size_larger_than_sw_pool(tiny, load):
         load(tiny)
 
 
+def test_temperature_limit_counts_only_the_frames_a_split_may_draw(tiny, load):
+    """With train_max_temperature 300 the learning curve draws from 6 MD frames at 300 K plus 2 rattled cells
+    (8; of 14): size 5 fits beside 3 validation structures, size 6 does not, and the source (all 14) is
+    unaffected."""
+    tiny["learning_curve"]["train_max_temperature"] = 300
+    tiny["learning_curve"]["sizes"] = [2, 5]
+    load(copy.deepcopy(tiny))
+    tiny["learning_curve"]["sizes"] = [2, 6]
+    with pytest.raises(ConfigError, match=r"learning_curve\.sizes.*6 plus 3 .* 8 structures"):
+        load(tiny)
+
+
 def test_validation_counted_against_pool(tiny, load):
     """A larger validation set makes a previously valid size too large."""
     tiny["learning_curve"]["sizes"] = [4]

@@ -56,7 +56,8 @@ def test_parse_dry_run_counts_jobs_gpus_and_time_limits():
 def test_local_rules_of_the_workflow():
     """Rules without anything to execute or marked localrule run on the submitting node; training does not."""
     local = local_rules(SNAKEFILE)
-    assert {"all", "aggregate"} <= local
+    # the last three are defined inside `if` blocks (optional stages)
+    assert {"all", "aggregate", "hpsearch_table", "committee_table", "published_comparison"} <= local
     assert not {"train_source", "train_target", "hpsearch_train", "evaluate_target"} & local
 
 
@@ -86,6 +87,9 @@ def test_gpu_study_sends_every_training_and_nothing_else_to_gpus(tmp_path):
     assert gpu.gpu_jobs == 1 + n_candidates + n_runs
     assert gpu.gpu_hours == pytest.approx(gpu.gpu_jobs * limit_h)
     assert gpu.rules["evaluate_target"].jobs == n_runs and gpu.rules["evaluate_target"].gpu_jobs == 0
+    # the data jobs take the config's data time limit (imports as well as generation)
+    import_jobs = gpu.rules["import_mlearn"]
+    assert import_jobs.jobs == 2 and import_jobs.runtime_min == 2 * config["resources"]["data_runtime_min"]
 
     cpu = plan(_study_config(tmp_path, "mlearn.yaml"), str(PROFILE), str(tmp_path / "cpu"), SNAKEFILE)
     assert cpu.gpu_jobs == 0 and cpu.gpu_hours == 0

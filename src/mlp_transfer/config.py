@@ -34,9 +34,13 @@ def dataset_elements(dataset: dict) -> list[str]:
     return list(elements) if isinstance(elements, dict) else list(elements)
 
 
-def sw_pool_size(dataset: dict) -> int:
-    """Training-pool size of a generated Stillinger-Weber dataset, known before generation."""
+def sw_pool_size(dataset: dict, max_temperature: float | None = None) -> int:
+    """Training-pool size of a generated Stillinger-Weber dataset, known before generation; with
+    ``max_temperature`` the frames a split may draw from (MD frames up to it; rattled and strained cells, which
+    have no temperature, always: see mlp_transfer.splits)."""
     temperatures = dataset.get("temperatures", [300, 600, 900, 1200])
+    if max_temperature is not None:
+        temperatures = [t for t in temperatures if t <= max_temperature]
     per_t = dataset.get("frames_per_temperature", {"train": 30})["train"]
     return (len(temperatures) * per_t + dataset.get("rattle", {}).get("train", 0)
             + dataset.get("strain", {}).get("train", 0))
@@ -46,9 +50,9 @@ def _check_sizes(what: str, sizes, n_validation: int, pool: int) -> None:
     numeric = [s for s in sizes if s != "all"]
     if numeric and max(numeric) + n_validation > pool:
         raise ConfigError(f"{what}: training size {max(numeric)} plus {n_validation} validation structures "
-                          f"exceeds the {pool} structures of the training pool")
+                          f"exceeds the {pool} structures of the training pool it may draw from")
     if pool - n_validation < 1:
-        raise ConfigError(f"{what}: the training pool of {pool} structures leaves nothing after "
+        raise ConfigError(f"{what}: the training pool of {pool} structures it may draw from leaves nothing after "
                           f"{n_validation} validation structures")
 
 
@@ -96,10 +100,11 @@ def check_config(config: dict) -> None:
                 raise ConfigError(f"{where}.{role}: element {pair[role]} is not in dataset {pair['dataset']!r} "
                                   f"(elements: {dataset_elements(dataset)})")
         if dataset["kind"] == "stillinger_weber":
-            pool = sw_pool_size(dataset)
-            _check_sizes(f"learning_curve.sizes for {where}", lc["sizes"], lc.get("n_validation", 10), pool)
+            # the learning curve draws only from the frames up to its temperature limit; the source from all
+            eligible = sw_pool_size(dataset, lc.get("train_max_temperature"))
+            _check_sizes(f"learning_curve.sizes for {where}", lc["sizes"], lc.get("n_validation", 10), eligible)
             _check_sizes(f"source_training.n_train for {where}", [source_cfg.get("n_train", "all")],
-                         source_cfg.get("n_validation", 20), pool)
+                         source_cfg.get("n_validation", 20), sw_pool_size(dataset))
     pairs = [(p["dataset"], p["source"], p["target"]) for p in config["pairs"]]
     if len(set(pairs)) != len(pairs):
         raise ConfigError("pairs: the same (dataset, source, target) is listed twice")

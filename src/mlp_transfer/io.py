@@ -10,6 +10,13 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+# The process's umask, read once (reading it means setting it). mkstemp creates files private (0600), which
+# os.replace keeps; finished files get the mode an ordinary open() would give them, so a group sharing a
+# cluster project directory can read the results.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -26,6 +33,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, target)
     finally:
         if tmp.exists():

@@ -22,7 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 _JOB_HEADER = re.compile(r"^(?:local)?(?:checkpoint|rule) (\w+):$")
 _RESOURCE = re.compile(r"(\w+)=([^,]*)")
-_RULE_DEF = re.compile(r"^(?:rule|checkpoint) (\w+):", re.M)
+# rules may sit inside an `if` block (optional stages), so a definition may be indented
+_RULE_DEF = re.compile(r"^[ \t]*(?:rule|checkpoint) (\w+):", re.M)
 _EXEC_KEYWORDS = ("script:", "shell:", "run:", "notebook:", "wrapper:", "cwl:", "template_engine:")
 
 
@@ -86,7 +87,7 @@ def _workflow_texts(snakefile: Path) -> list[tuple[Path, str]]:
 
 
 def rule_bodies(snakefile: Path) -> list[tuple[Path, str, str]]:
-    """(file, rule name, rule text) of every top-level ``rule``/``checkpoint`` of the workflow."""
+    """(file, rule name, rule text) of every ``rule``/``checkpoint`` of the workflow, those in ``if`` blocks too."""
     bodies = []
     for path, text in _workflow_texts(snakefile):
         starts = [(m.start(), m.group(1)) for m in _RULE_DEF.finditer(text)]

@@ -32,7 +32,7 @@ rule import_mlearn:
         dataset=datasets_of_kind("mlearn"),
     resources:
         mem_mb=config["resources"]["data_mem_mb"],
-        runtime=10,
+        runtime=config["resources"]["data_runtime_min"],
     conda:
         "../../envs/environment.yaml"
     script:
@@ -53,7 +53,7 @@ rule import_extxyz:
         dataset=datasets_of_kind("extxyz"),
     resources:
         mem_mb=config["resources"]["data_mem_mb"],
-        runtime=10,
+        runtime=config["resources"]["data_runtime_min"],
     conda:
         "../../envs/environment.yaml"
     script:
