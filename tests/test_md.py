@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -329,6 +330,21 @@ def test_failed_compilation_falls_back_to_eager(tmp_path, tiny_model_config, mon
     assert not calc.compiled
     assert "torch.compile of the model failed (RuntimeError: inductor: no working C++ compiler" in caplog.text
     np.testing.assert_array_equal(fallback, eager)  # the first call was redone eagerly on the same inputs
+
+
+def test_md_settings_defaults_are_the_schemas():
+    """Settings built in code (benchmarks, the CLI for a key a config leaves out) run the MD the workflow would."""
+    import dataclasses
+
+    import yaml
+
+    from mlp_transfer.config import validate_config
+
+    config = yaml.safe_load((Path(__file__).parent / "configs" / "tiny.yaml").read_text())
+    config["md"] = {"enabled": True}  # every other md key from the schema's defaults
+    from_schema = md.MDSettings.from_config(validate_config(config, "tiny.yaml")["md"])
+    assert md.MDSettings.from_config({}) == from_schema
+    assert dataclasses.replace(md.MDSettings(), stability=from_schema.stability) == from_schema
 
 
 def test_md_compile_is_read_from_config():

@@ -157,6 +157,22 @@ def test_stress_weight_without_stress_labels_is_a_clear_error(sw_pools, tiny_mod
                      model_config=tiny_model_config, training_config=train_config(stress=100.0),
                      out_model=tmp_path / "m.pt", out_history=tmp_path / "h.csv", out_summary=tmp_path / "s.json")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Si.json"]  # nothing written, no checkpoint files
+    stage_two = {**train_config(), "stage_two": {"loss_weights": {"stress": 50.0}, "lr": 1e-4}}
+    with pytest.raises(ValueError, match=r"training\.stage_two\.loss_weights\.stress is 50\.0.*no stress label"):
+        run_training(regime="scratch", pool=sw_pools["Si"], splits=splits, size="all", element="Si", seed=0,
+                     model_config=tiny_model_config, training_config=stage_two,
+                     out_model=tmp_path / "m.pt", out_history=tmp_path / "h.csv", out_summary=tmp_path / "s.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Si.json"]
+
+
+def test_transfer_without_stress_weight_drops_the_source_stress_output(stress_pool, tiny_model_config, tmp_path):
+    """A source pre-trained on stresses: a target run without a stress term neither computes nor saves them."""
+    pool, splits = stress_pool
+    run(pool, splits, tiny_model_config, tmp_path / "source", train_config(stress=100.0), regime="source")
+    assert models.predicts_stress(models.load_model(tmp_path / "source" / "model.pt"))
+    _, history, model = run(pool, splits, tiny_model_config, tmp_path / "transfer", train_config(),
+                            regime="transfer", source_model=tmp_path / "source" / "model.pt", source_element="Ge")
+    assert not models.predicts_stress(model) and STRESS_HISTORY_COLUMN not in history
 
 
 def test_evaluation_reports_stress_errors_of_stress_models(tiny_model_config):

@@ -77,12 +77,13 @@ def temperature_label(temperature: float) -> str:
 
 @dataclass(frozen=True)
 class MDSettings:
-    """MD settings of the workflow's ``md`` config section (see config/README.md)."""
+    """MD settings of the workflow's ``md`` config section (see config/README.md); the defaults are the
+    schema's (a test keeps them equal)."""
 
     temperatures: tuple = (600.0, 1500.0)
     supercell: int = 2
     timestep_fs: float = 2.0
-    n_steps: int = 1500
+    n_steps: int = 1000
     replicas: int = 2
     seed: int = 0
     thermostat: str = "langevin"
@@ -91,7 +92,7 @@ class MDSettings:
     log_interval: int = 10
     device: str = "cpu"
     threads: int = 1
-    precision: int = 64
+    precision: int = 32
     neighbor_skin: float = 1.0
     compile: bool = False
     lattice_constants: Mapping = field(default_factory=dict)
@@ -121,13 +122,13 @@ class MDSettings:
             check_interval=int(stab.get("check_interval", 10)))
         return cls(
             temperatures=tuple(float(t) for t in md.get("temperatures", (600.0, 1500.0))),
-            supercell=int(md.get("supercell", 2)), timestep_fs=timestep, n_steps=int(md.get("n_steps", 1500)),
+            supercell=int(md.get("supercell", 2)), timestep_fs=timestep, n_steps=int(md.get("n_steps", 1000)),
             replicas=int(md.get("replicas", 2)), seed=int(md.get("seed", 0)),
             thermostat=thermostat.get("kind", "langevin"),
             time_constant_fs=float(thermostat.get("time_constant_fs", 100.0)),
             chain_length=int(thermostat.get("chain_length", 3)),
             log_interval=int(md.get("log_interval", 10)), device=md.get("device", "cpu"),
-            threads=int(md.get("threads", 1)), precision=int(md.get("precision", 64)),
+            threads=int(md.get("threads", 1)), precision=int(md.get("precision", 32)),
             neighbor_skin=float(md.get("neighbor_skin", 1.0)), compile=bool(md.get("compile", False)),
             lattice_constants=dict(md.get("lattice_constants", {}) or {}), stability=criteria)
 

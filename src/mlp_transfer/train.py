@@ -489,13 +489,17 @@ def run_training(*, regime: str, pool: str | Path, splits: str | Path, size: str
         train_set = StructureSet(train_frames, model_config["cutoff"], with_stress=with_stress)
         val_set = StructureSet(val_frames, model_config["cutoff"], with_stress=with_stress)
     except MissingStressError as exc:
-        stress_keys = "training.loss_weights.stress" if settings.stress_weight > 0 else \
-            "training.stage_two.loss_weights.stress"
-        raise ValueError(f"{pool}: {stress_keys} is above 0, but a structure of the training or validation subset "
-                         f"has no stress label ({exc}); train on a dataset with stresses (mlearn, generated SW "
-                         "data) or set the stress weight of every stage to 0") from None
+        key, weight = (("training.loss_weights.stress", settings.stress_weight) if settings.stress_weight > 0 else
+                       ("training.stage_two.loss_weights.stress", settings.stage_two_settings().stress_weight))
+        raise ValueError(f"{pool}: {key} is {weight}, but a structure of the training or validation subset has no "
+                         f"stress label ({exc}); train on a dataset with stresses (mlearn, generated SW data) or set "
+                         "the stress weight of every stage to 0") from None
     if with_stress:
         models.set_stress_output(model, True)
+    elif models.predicts_stress(model):
+        # a source pre-trained on stresses: the target run does not train them, so it neither computes them
+        # (the strain derivative costs time every step) nor saves a model that predicts untrained stresses
+        models.set_stress_output(model, False)
 
     checkpoint = Path(out_model).with_name("checkpoint.pt")
     # A checkpoint is resumed only by the identical run: same settings, subset, data and source model. The
