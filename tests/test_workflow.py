@@ -34,10 +34,12 @@ def test_lint_is_clean():
     assert "Lints for" not in output, output
 
 
-def test_dry_run_plans_the_default_study(tmp_path):
-    """A fresh directory (no finished runs) plans every job of the embedded default study."""
-    proc = snakemake("-n", "--quiet", "rules", "--configfile", str(REPO / "config" / "config.yaml"),
-                     "--directory", str(tmp_path))
+@pytest.mark.parametrize("config_args", [["--configfile", str(REPO / "config" / "config.yaml")], []],
+                         ids=["configfile", "embedded"])
+def test_dry_run_plans_the_default_study(tmp_path, config_args):
+    """A fresh directory (no finished runs) plans every job of the default study, also without --configfile
+    (the embedded default is found beside the Snakefile, not in the working directory)."""
+    proc = snakemake("-n", "--quiet", "rules", *config_args, "--directory", str(tmp_path))
     counts = {}
     for line in proc.stdout.splitlines():
         parts = line.split()
