@@ -27,8 +27,9 @@ Outputs (every table is written every time, header-only when empty)::
     {plots}/md_structure_{dataset}_{source}-{target}.png   RDF/ADF distance to the reference vs n_train
 
 The reference run of each temperature has a row in the stability tables as a baseline (its own
-stability); the structure tables have none, since its distance to itself is 0 by definition. Distances contain sampling noise: two independent runs of the
-same potential differ by a few 0.01 in ``tv_distance`` at the default run length.
+stability); the structure tables have none, since its distance to itself is 0 by definition. Distances
+contain sampling noise: two independent runs of the same potential differ by a few 0.01 in ``tv_distance``
+at the default run length.
 """
 
 from __future__ import annotations
