@@ -403,3 +403,18 @@ def test_validate_frames_problems():
     with pytest.raises(DatasetError, match="frame 0: contains elements"):
         validate_frames([labelled()], "Ge", path)
     assert issubclass(DatasetError, ValueError)
+
+
+def test_train_and_test_files_appear_together_or_not_at_all(tmp_path):
+    """A test output that cannot be written (its folder is a file) leaves no train file behind either."""
+    from mlp_transfer.data.common import write_train_test
+
+    frames = [labelled(seed=i) for i in range(3)]
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(OSError):
+        write_train_test(tmp_path / "out" / "train.extxyz", frames, tmp_path / "afile" / "test.extxyz", frames)
+    assert not (tmp_path / "out" / "train.extxyz").exists()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []  # no temporary left either
+    write_train_test(tmp_path / "out" / "train.extxyz", frames, tmp_path / "out" / "test.extxyz", frames[:1])
+    assert len(read_extxyz(tmp_path / "out" / "train.extxyz")) == len(frames)
+    assert len(read_extxyz(tmp_path / "out" / "test.extxyz")) == 1

@@ -49,6 +49,15 @@ def write_extxyz(path: str | os.PathLike, frames: Sequence[Atoms]) -> None:
         ase.io.write(tmp, list(frames), format="extxyz")
 
 
+def write_train_test(out_train: str | os.PathLike, train: Sequence[Atoms], out_test: str | os.PathLike,
+                     test: Sequence[Atoms]) -> None:
+    """Write a dataset's train and test files together: both appear, or (on any error, e.g. an output folder
+    that cannot be made) neither does, so a rerun never finds half a dataset that looks finished."""
+    with atomic_path(out_train) as tmp_train, atomic_path(out_test) as tmp_test:
+        ase.io.write(tmp_train, list(train), format="extxyz")
+        ase.io.write(tmp_test, list(test), format="extxyz")
+
+
 def read_extxyz(path: str | os.PathLike) -> list[Atoms]:
     """Read all frames of an extxyz file; unreadable input becomes a :class:`DatasetError`.
 

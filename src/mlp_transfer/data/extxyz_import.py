@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from mlp_transfer.data.common import NO_TEMPERATURE, attach_results, read_extxyz, write_extxyz
+from mlp_transfer.data.common import NO_TEMPERATURE, attach_results, read_extxyz, write_train_test
 from mlp_transfer.data.validate import DatasetError, check_frame, frame_results, validate_frames
 
 logger = logging.getLogger(__name__)
@@ -128,8 +128,7 @@ def import_extxyz(train_path: str | Path, test_path: str | Path, element: str, o
                                             energy_key=energy_key, forces_key=forces_key, is_test=False)
     test, dropped_test = normalise_frames(read_extxyz(test_path), test_path, element,
                                           energy_key=energy_key, forces_key=forces_key, is_test=True)
-    write_extxyz(out_train, train)
-    write_extxyz(out_test, test)
+    write_train_test(out_train, train, out_test, test)
     logger.info("extxyz %s: %d train -> %s, %d test -> %s", element, len(train), out_train, len(test), out_test)
     return {"element": element, "n_train": len(train), "n_test": len(test),
             "dropped_single_atom_train": dropped_train, "dropped_single_atom_test": dropped_test}

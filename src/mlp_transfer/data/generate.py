@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover - older ASE
     def thermalize_momenta(atoms, temperature_K, *, rng=None):
         MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
 
-from mlp_transfer.data.common import NO_TEMPERATURE, make_frame, write_extxyz
+from mlp_transfer.data.common import NO_TEMPERATURE, make_frame, write_train_test
 from mlp_transfer.data.validate import validate_frames
 from mlp_transfer.reference import diamond_cell, sw_calculator, sw_parameters
 
@@ -159,7 +159,8 @@ def generate_sw_dataset(
 
     Units: temperatures in K, ``timestep_fs`` in fs, ``friction`` in 1/fs (converted to ASE's internal
     time unit for ``ase.md.langevin.Langevin``), ``rattle["stdev"]``/``strain["stdev"]`` in Å,
-    ``strain["max_strain"]`` dimensionless (each symmetric strain component uniform in ±max_strain).
+    ``strain["max_strain"]`` dimensionless (diagonal strain components uniform in ±max_strain; each
+    off-diagonal one the mean of two such draws, so within the same bound but more often small).
     ``rattle``/``strain`` default to ``DEFAULT_RATTLE``/``DEFAULT_STRAIN``; missing keys take the
     defaults and ``n_train = n_test = 0`` switches a kind off. The same ``seed`` gives identical files.
     Every frame is validated before anything is written; files are written atomically.
@@ -207,8 +208,7 @@ def generate_sw_dataset(
 
     validate_frames(train, element, out_train)
     validate_frames(test, element, out_test)
-    write_extxyz(out_train, train)
-    write_extxyz(out_test, test)
+    write_train_test(out_train, train, out_test, test)
     elapsed = time.perf_counter() - start
     say(f"{element} SW dataset: {len(train)} train -> {out_train}, {len(test)} test -> {out_test} "
         f"({elapsed:.1f} s)")

@@ -35,7 +35,7 @@ import numpy as np
 from ase import Atoms
 from ase.units import GPa
 
-from mlp_transfer.data.common import NO_TEMPERATURE, make_frame, write_extxyz
+from mlp_transfer.data.common import NO_TEMPERATURE, make_frame, write_train_test
 from mlp_transfer.data.validate import DatasetError, check_frame, validate_frames
 
 logger = logging.getLogger(__name__)
@@ -141,8 +141,7 @@ def import_mlearn(folder: str | Path, element: str, out_train: str | Path, out_t
         folder = folder / element
     train = read_mlearn_json(folder / "training.json", element)
     test = read_mlearn_json(folder / "test.json", element, test_set="test")
-    write_extxyz(out_train, train)
-    write_extxyz(out_test, test)
+    write_train_test(out_train, train, out_test, test)
     logger.info("mlearn %s: %d train -> %s, %d test -> %s", element, len(train), out_train, len(test), out_test)
     return {"element": element, "n_train": len(train), "n_test": len(test)}
 
