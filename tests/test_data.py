@@ -16,7 +16,7 @@ from ase.stress import voigt_6_to_full_3x3_stress
 from mlearn_data import MLEARN, needs_mlearn
 from mlp_transfer.data.common import attach_results, read_extxyz, write_extxyz
 from mlp_transfer.data.extxyz_import import cli as extxyz_cli
-from mlp_transfer.data.extxyz_import import import_extxyz
+from mlp_transfer.data.extxyz_import import import_extxyz, normalise_frames
 from mlp_transfer.data.generate import cli as generate_cli
 from mlp_transfer.data.generate import generate_sw_dataset, held_out_positions
 from mlp_transfer.data.mlearn import ase_stress_from_mlearn, import_mlearn, parse_temperature, read_mlearn_json
@@ -294,6 +294,20 @@ def test_extxyz_import_custom_keys_and_single_atoms(tmp_path, caplog):
     assert train[0].info == {"source": "extxyz", "temperature": -1.0, "config_type": "bulk"}
     assert test[0].info == {"source": "extxyz", "temperature": -1.0, "config_type": "bulk", "test_set": "test"}
     assert "dft_force" not in train[0].arrays
+
+
+def test_extxyz_import_keeps_a_one_atom_bulk_cell(tmp_path):
+    """A periodic one-atom crystal (fcc primitive cell, images at 3.8 Å) is a structure, not an atomic reference."""
+    from mlp_transfer.data.extxyz_import import is_isolated_atom
+
+    fcc = bulk("Si", "fcc", a=5.4)
+    assert len(fcc) == 1 and not is_isolated_atom(fcc)
+    assert is_isolated_atom(Atoms("Si", cell=[10] * 3, pbc=True))
+    assert is_isolated_atom(Atoms("Si", cell=[3] * 3, pbc=False))
+    fcc.info["energy"] = -4.5
+    fcc.arrays["forces"] = np.zeros((1, 3))
+    frames, dropped = normalise_frames([fcc, labelled()], tmp_path / "in.xyz", "Si")
+    assert dropped == 0 and [len(a) for a in frames] == [1, 8]
 
 
 def test_extxyz_import_default_keys_cli(tmp_path):

@@ -12,9 +12,11 @@ holds ``source = "extxyz"``, ``temperature`` (float K if the input frame has one
 ``config_type`` if present, and in the test file ``test_set`` (the input frame's own ``test_set`` if it
 has one, else ``"test"``). Training frames carry no ``test_set``.
 
-Single-atom frames are dropped: DFT training files often include isolated-atom reference energies, which
-are not condensed-phase configurations, have no forces to learn, and would distort per-structure energy
-statistics. Each dropped frame is counted and reported in one logged warning per file.
+Isolated single-atom frames are dropped: DFT training files often include isolated-atom reference energies,
+which are not condensed-phase configurations, have no forces to learn, and would distort per-structure energy
+statistics. A single atom counts as isolated when it has no periodic image within
+``ISOLATED_ATOM_IMAGE_DISTANCE`` (a vacuum box, or no periodicity); a one-atom primitive cell of a bulk crystal
+(fcc, bcc, simple cubic) is kept. Each dropped frame is counted and reported in one logged warning per file.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase.neighborlist import neighbor_list
 
 from mlp_transfer.data.common import NO_TEMPERATURE, attach_results, read_extxyz, write_train_test
 from mlp_transfer.data.validate import DatasetError, check_frame, frame_results, validate_frames
@@ -79,6 +82,16 @@ def _lookup_forces(atoms: Atoms, key: str, path: Path, index: int) -> np.ndarray
         raise DatasetError(path, f"forces key {key!r} does not hold numbers", frame=index) from exc
 
 
+# Å: beyond the first neighbour shells of any solid (3-4 Å) and every cutoff used here, below the 10-20 Å
+# vacuum boxes of atomic reference calculations
+ISOLATED_ATOM_IMAGE_DISTANCE = 6.0
+
+
+def is_isolated_atom(atoms: Atoms) -> bool:
+    """One atom without a periodic image within ``ISOLATED_ATOM_IMAGE_DISTANCE``."""
+    return len(atoms) == 1 and len(neighbor_list("i", atoms, ISOLATED_ATOM_IMAGE_DISTANCE)) == 0
+
+
 def normalise_frames(frames: list[Atoms], path: str | Path, element: str, *, energy_key: str = "energy",
                      forces_key: str = "forces", is_test: bool = False) -> tuple[list[Atoms], int]:
     """Normalise and validate frames read from ``path``; returns (frames, number of single-atom frames dropped).
@@ -89,7 +102,7 @@ def normalise_frames(frames: list[Atoms], path: str | Path, element: str, *, ene
     out: list[Atoms] = []
     dropped = 0
     for index, atoms in enumerate(frames):
-        if len(atoms) == 1:
+        if is_isolated_atom(atoms):
             dropped += 1
             continue
         energy = _lookup_energy(atoms, energy_key, path, index)
@@ -113,7 +126,8 @@ def normalise_frames(frames: list[Atoms], path: str | Path, element: str, *, ene
             raise DatasetError(path, problem, frame=index)
         out.append(frame)
     if dropped:
-        logger.warning("%s: dropped %d single-atom frame(s) (isolated-atom references)", path, dropped)
+        logger.warning("%s: dropped %d single-atom frame(s) (isolated-atom references: no periodic image "
+                       "within %g A)", path, dropped, ISOLATED_ATOM_IMAGE_DISTANCE)
     if not out:
         suffix = f" ({dropped} single-atom frame(s) dropped)" if dropped else ""
         raise DatasetError(path, f"contains no structures{suffix}")
