@@ -367,6 +367,15 @@ def test_sw_reference_is_stable_and_thermostatted(tmp_path, thermostat):
     assert 600 < t[steps > 100].mean() < 1200
 
 
+def test_reference_md_runs_on_the_cpu_whatever_md_device(tmp_path):
+    """md.device: cuda is for the models: the reference potential's job (sent to a CPU node) runs on the CPU."""
+    settings = _settings(temperatures=(600.0,), n_steps=10, device="cuda")
+    table = md.run_md_job(element="Si", settings=settings, out_h5=[tmp_path / "T600K.h5"],
+                          out_stability=tmp_path / "stability.csv", reference="sw",
+                          metadata={"regime": "reference"})
+    assert len(table) == settings.replicas and (tmp_path / "T600K.h5").is_file()
+
+
 @pytest.mark.parametrize("extra", [{}, {"architecture": "so3net", "lmax": 2}], ids=["painn", "so3net"])
 def test_run_md_job_writes_trajectories_and_stability(tmp_path, tiny_model_config, extra):
     """A model MD job: one schnetpack HDF5 per temperature (readable by HDF5Loader), one stability CSV."""

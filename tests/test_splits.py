@@ -215,3 +215,15 @@ def test_write_splits_missing_key_names_pool_key_and_frames(sw_pools, tmp_path, 
                 "--stratify-by", "group"])
     assert code == 2 and not out.exists()
     assert "no info['group']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("labels", [None, MLEARN_LIKE], ids=["random", "stratified"])
+def test_a_subset_does_not_depend_on_the_other_sizes(labels):
+    """Adding a size to a study leaves every existing subset as it was (the workflow then trains only the new
+    size: its training rules do not rerun when the split file gains a subset)."""
+    eligible = list(range(0, 228, 2))  # a temperature-like restriction as well
+    for restriction in (None, eligible):
+        before = make_splits(228, [5, 25], 20, seed=3, labels=labels, eligible=restriction)
+        after = make_splits(228, [5, 10, 25, 50], 20, seed=3, labels=labels, eligible=restriction)
+        assert after["validation"] == before["validation"]
+        assert {size: after["train"][size] for size in ("5", "25")} == before["train"]

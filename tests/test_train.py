@@ -503,7 +503,8 @@ def test_checkpoint_for_other_data_is_discarded(splits, tiny_model_config, make_
 def test_regime_settings_leave_out_what_the_regime_does_not_use():
     from mlp_transfer.train import regime_training_config
 
-    training = {"lr": 1e-3, "transfer_lr": 5e-4, "embedding_init": "copy", "batch_size": 4}
+    # threads: how a job runs, not what it computes (a change must not rerun finished runs)
+    training = {"lr": 1e-3, "transfer_lr": 5e-4, "embedding_init": "copy", "batch_size": 4, "threads": 2}
     assert regime_training_config(training, "scratch") == {"lr": 1e-3, "batch_size": 4}
     assert regime_training_config(training, "source") == {"lr": 1e-3, "batch_size": 4}
     assert regime_training_config(training, "transfer") == {"transfer_lr": 5e-4, "embedding_init": "copy",

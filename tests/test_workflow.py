@@ -190,6 +190,69 @@ def test_changing_the_fine_tuning_rate_reruns_only_transfer_runs(tiny_run, tmp_p
     assert "train_source" not in counts and "hpsearch_train" not in counts
 
 
+def _tiny_variant(tmp_path, change) -> Path:
+    config = yaml.safe_load(TINY.read_text())
+    change(config)
+    path = tmp_path / "variant.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))  # Snakemake compares dict params in order
+    return path
+
+
+def _set_execution_settings(config):
+    config["training"]["threads"] = 2
+    config["md"]["threads"] = 2
+    config["datasets"]["sw"]["elements"] = list(reversed(config["datasets"]["sw"]["elements"]))
+
+
+@pytest.mark.slow
+def test_execution_settings_rerun_nothing(tiny_run, tmp_path):
+    """Thread counts and the order of a dataset's elements change no result: the finished study stays up to
+    date. Switching the reference MD off replans only the MD tables, not a model's MD."""
+    proc = snakemake("-n", "--configfile", str(_tiny_variant(tmp_path, _set_execution_settings)),
+                     "--directory", str(tiny_run))
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+    def no_reference_md(config):
+        config["md"]["reference"] = False
+
+    proc = snakemake("-n", "--quiet", "rules", "--configfile", str(_tiny_variant(tmp_path, no_reference_md)),
+                     "--directory", str(tiny_run))
+    planned = {line.split()[0] for line in proc.stdout.splitlines()
+               if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert planned <= {"md_aggregate", "all", "total"}, planned
+
+
+def _planned_counts(proc) -> dict:
+    return {line.split()[0]: int(line.split()[1]) for line in proc.stdout.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit()}
+
+
+@pytest.mark.slow
+def test_adding_a_size_trains_only_that_size(tiny_run, tmp_path):
+    """The split files gain a subset, the existing ones stay as they were (tests/test_splits.py), so only the new
+    size's runs are trained; the source model and the search are untouched."""
+    def add_size(config):
+        config["learning_curve"]["sizes"] = [*config["learning_curve"]["sizes"], 6]
+
+    proc = snakemake("-n", "--quiet", "rules", "--configfile", str(_tiny_variant(tmp_path, add_size)),
+                     "--directory", str(tiny_run))
+    counts = _planned_counts(proc)
+    lc = yaml.safe_load(TINY.read_text())["learning_curve"]
+    assert counts["train_target"] == len(lc["seeds"]) * len(lc["regimes"])  # size 6 only
+    assert counts["split_subset"] == len(lc["seeds"])  # the new size's subset files; the others stay
+    assert counts["evaluate_target"] == counts["train_target"]
+    assert "train_source" not in counts and "hpsearch_train" not in counts
+
+    def change_validation(config):
+        config["learning_curve"]["n_validation"] = 4
+
+    counts = _planned_counts(snakemake("-n", "--quiet", "rules", "--configfile",
+                                       str(_tiny_variant(tmp_path, change_validation)), "--directory", str(tiny_run)))
+    # another validation set changes every subset: every learning-curve run and the search are replanned
+    assert counts["train_target"] == len(lc["sizes"]) * len(lc["seeds"]) * len(lc["regimes"])
+    assert "hpsearch_train" in counts and "train_source" not in counts
+
+
 @pytest.mark.slow
 def test_rerun_is_up_to_date(tiny_run):
     proc = snakemake("-n", "--configfile", str(TINY), "--directory", str(tiny_run))

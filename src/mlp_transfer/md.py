@@ -32,7 +32,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -510,6 +510,11 @@ def run_md_job(*, element: str, settings: MDSettings, out_h5: Mapping[float, str
     ``settings.temperatures``). ``metadata`` columns are prepended to the CSV; ``n_train`` is read from
     the training ``summary_path`` when given (so that ``all`` resolves to a number).
     """
+    if reference is not None and settings.device != "cpu":
+        # the reference potential is a numpy calculator: on a GPU its forces would only be copied back and
+        # forth, and its jobs are sent to CPU nodes (md.device is meant for the models)
+        log.info("reference MD runs on the CPU (md.device %s applies to the models)", settings.device)
+        settings = replace(settings, device="cpu")
     torch.set_num_threads(settings.threads)
     if settings.device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("md.device is cuda but torch sees no CUDA device")

@@ -70,8 +70,10 @@ EXECUTION_ONLY_KEYS = frozenset({"threads"})
 
 
 def regime_training_config(training: dict, regime: str) -> dict:
-    """``training`` without the keys ``regime`` does not use."""
-    return {key: value for key, value in training.items() if key not in UNUSED_BY_REGIME[regime]}
+    """``training`` without the keys ``regime`` does not use and without the execution-only ones (the caller
+    adds the thread count its job has): a run's settings, whose change reruns it."""
+    return {key: value for key, value in training.items()
+            if key not in UNUSED_BY_REGIME[regime] and key not in EXECUTION_ONLY_KEYS}
 
 
 def source_training_settings(config: dict, model: dict | None = None) -> dict:

@@ -39,6 +39,19 @@ def dataset_config(wildcards):
     return config["datasets"][wildcards.dataset]
 
 
+# Data-rule params hold only what makes one element's files (not the dataset's element list or other elements'
+# paths), so adding an element does not regenerate, and rerun everything after, the others.
+def sw_generation_params(wildcards):
+    from mlp_transfer.config import sw_generation_kwargs
+
+    return sw_generation_kwargs(dataset_config(wildcards))
+
+
+def extxyz_label_keys(wildcards):
+    dataset = dataset_config(wildcards)
+    return {"energy_key": dataset.get("energy_key", "energy"), "forces_key": dataset.get("forces_key", "forces")}
+
+
 def data_files(dataset, element):
     base = f"{RESULTS}/data/{dataset}/{element}"
     return {"train": f"{base}/train.extxyz", "test": f"{base}/test.extxyz"}
@@ -104,25 +117,34 @@ def get_committee_csvs(wildcards=None):
     return [f"{RESULTS}/eval_committee/{d}/{s}-{t}/{regime}/n{size}.csv" for d, s, t, regime, size in sorted(cells)]
 
 
-def train_inputs(wildcards, seed):
-    """Pool, split file of ``seed`` and (transfer only) the source model of one target training run."""
+def train_inputs(wildcards, seed, size):
+    """Pool, subset file of ``seed`` and ``size`` and (transfer only) the source model of one target
+    training run. A run reads its own size's subset file, not the seed's overview of all sizes: adding a size to
+    the study rewrites the overview but no existing subset (tests/test_splits.py), so nothing finished reruns."""
     inputs = {
         "pool": data_files(wildcards.dataset, wildcards.target)["train"],
-        "splits": f"{RESULTS}/splits/{wildcards.dataset}/{wildcards.target}/seed{seed}.json",
+        "splits": subset_file(wildcards.dataset, wildcards.target, seed, size),
     }
     if wildcards.regime == "transfer":
         inputs["source_model"] = f"{RESULTS}/models/{wildcards.dataset}/source/{wildcards.source}/model.pt"
     return inputs
 
 
+def subset_file(dataset, element, seed, size):
+    return f"{RESULTS}/splits/{dataset}/{element}/seed{seed}/n{size}.json"
+
+
 def get_train_inputs(wildcards):
-    return train_inputs(wildcards, wildcards.seed)
+    return train_inputs(wildcards, wildcards.seed, wildcards.size)
 
 
 # Targets of `rule all`. Rule files of later stages append their own final outputs to this list.
 FINAL_OUTPUTS = [
     f"{RESULTS}/tables/learning_curve.csv",
     f"{RESULTS}/tables/source_models.csv",
+    # each seed's split overview: validation set and every subset with its group counts (the runs read their
+    # own size's file)
+    *sorted({f"{RESULTS}/splits/{p['dataset']}/{p['target']}/seed{seed}.json" for p in PAIRS for seed in SEEDS}),
 ]
 
 
@@ -133,6 +155,16 @@ def get_final_outputs():
 def train_runtime(wildcards, attempt):
     """Minutes; a retried training job (e.g. killed at the time limit) asks for more each attempt."""
     return config["resources"]["train_runtime_min"] * attempt
+
+
+def md_runtime(wildcards, attempt):
+    """Minutes of an MD job; more on each retry (MD restarts from its first step)."""
+    return MD_CFG["resources"]["runtime_min"] * attempt
+
+
+def analysis_runtime(wildcards, attempt):
+    """Minutes of an evaluation, properties or MD-structure job; more on each retry, as for training."""
+    return config["resources"]["analysis_runtime_min"] * attempt
 
 
 def target_training_params(wildcards):
@@ -249,9 +281,25 @@ def md_outputs():
     return tables + md_plot_files()
 
 
-def md_settings():
-    """The md config section as a plain dict (the MD jobs' settings)."""
-    return {key: value for key, value in MD_CFG.items() if key not in ("enabled", "resources", "structure")}
+# md keys that do not change a trajectory: which jobs exist, their resources, the analysis after them; the
+# thread count comes from the job itself (--set-threads, the cluster's cores)
+MD_NOT_SETTINGS = ("enabled", "resources", "structure", "reference", "threads")
+
+
+def md_settings(element):
+    """The MD settings of one element's jobs as a plain dict (a params value: a change reruns exactly the runs
+    it changes, so only this element's starting lattice constant is in it)."""
+    settings = {key: value for key, value in MD_CFG.items() if key not in MD_NOT_SETTINGS}
+    settings["lattice_constants"] = {e: a for e, a in MD_CFG["lattice_constants"].items() if e == element}
+    return settings
+
+
+def md_model_settings(wildcards):
+    return md_settings(wildcards.target)
+
+
+def md_reference_settings(wildcards):
+    return md_settings(wildcards.element)
 
 
 # ---- hyper-parameter search on validation data (workflow/rules/hpsearch.smk) ----
@@ -276,7 +324,7 @@ def get_search_train_inputs(wildcards):
     pre-trained with that model."""
     from mlp_transfer.hpsearch import model_tag, own_source_model
 
-    inputs = train_inputs(wildcards, SEARCH["seed"])
+    inputs = train_inputs(wildcards, SEARCH["seed"], SEARCH["size"])
     model = own_source_model(config["model"], search_candidate(wildcards))
     if wildcards.regime == "transfer" and model is not None:
         inputs["source_model"] = (f"{RESULTS}/hpsearch/{wildcards.dataset}/source/{wildcards.source}/"

@@ -7,7 +7,7 @@ rule generate_sw:
     benchmark:
         f"{RESULTS}/benchmarks/data/{{dataset}}/{{element}}.tsv"
     params:
-        dataset=dataset_config,
+        generation=sw_generation_params,
     wildcard_constraints:
         dataset=datasets_of_kind("stillinger_weber"),
     threads: 1
@@ -28,6 +28,8 @@ rule import_mlearn:
         test=f"{RESULTS}/data/{{dataset}}/{{element}}/test.extxyz",
     log:
         "logs/data/{dataset}/{element}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/data/{{dataset}}/{{element}}.tsv"
     wildcard_constraints:
         dataset=datasets_of_kind("mlearn"),
     resources:
@@ -47,8 +49,10 @@ rule import_extxyz:
         test=f"{RESULTS}/data/{{dataset}}/{{element}}/test.extxyz",
     log:
         "logs/data/{dataset}/{element}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/data/{{dataset}}/{{element}}.tsv"
     params:
-        dataset=dataset_config,
+        label_keys=extxyz_label_keys,
     wildcard_constraints:
         dataset=datasets_of_kind("extxyz"),
     resources:
@@ -69,6 +73,27 @@ rule split_learning_curve:
         "logs/splits/{dataset}/{element}/seed{seed}.log",
     params:
         sizes=LC["sizes"],
+        n_validation=LC["n_validation"],
+        max_temperature=LC["train_max_temperature"],
+        stratify_by=LC["stratify_by"],
+    localrule: True
+    conda:
+        "../../envs/environment.yaml"
+    script:
+        "../scripts/split.py"
+
+
+# One file per (seed, size) for the training rules: it does not depend on the other sizes, so a size added
+# to the study trains only its own runs. The seed's overview above (all sizes, group counts) is for reading.
+rule split_subset:
+    input:
+        pool=f"{RESULTS}/data/{{dataset}}/{{element}}/train.extxyz",
+    output:
+        f"{RESULTS}/splits/{{dataset}}/{{element}}/seed{{seed}}/n{{size}}.json",
+    log:
+        "logs/splits/{dataset}/{element}/seed{seed}/n{size}.log",
+    params:
+        sizes=lambda wildcards: [wildcards.size],
         n_validation=LC["n_validation"],
         max_temperature=LC["train_max_temperature"],
         stratify_by=LC["stratify_by"],

@@ -7,12 +7,14 @@ rule evaluate_target:
         f"{RESULTS}/eval/{{dataset}}/{{source}}-{{target}}/{{regime}}/n{{size}}/seed{{seed}}.csv",
     log:
         "logs/eval/{dataset}/{source}-{target}/{regime}/n{size}/seed{seed}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eval/{{dataset}}/{{source}}-{{target}}/{{regime}}/n{{size}}/seed{{seed}}.tsv"
     params:
         cutoff=config["model"]["cutoff"],
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=config["resources"]["analysis_mem_mb"],
+        runtime=analysis_runtime,
     conda:
         "../../envs/environment.yaml"
     script:
@@ -28,12 +30,14 @@ rule evaluate_source:
         f"{RESULTS}/eval_source/{{dataset}}/{{element}}.csv",
     log:
         "logs/eval_source/{dataset}/{element}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eval_source/{{dataset}}/{{element}}.tsv"
     params:
         cutoff=config["model"]["cutoff"],
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=config["resources"]["analysis_mem_mb"],
+        runtime=analysis_runtime,
     conda:
         "../../envs/environment.yaml"
     script:
@@ -49,13 +53,15 @@ if COMMITTEE:
             f"{RESULTS}/eval_committee/{{dataset}}/{{source}}-{{target}}/{{regime}}/n{{size}}.csv",
         log:
             "logs/eval_committee/{dataset}/{source}-{target}/{regime}/n{size}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/eval_committee/{{dataset}}/{{source}}-{{target}}/{{regime}}/n{{size}}.tsv"
         params:
             cutoff=config["model"]["cutoff"],
             seeds=SEEDS,
         threads: 1
         resources:
-            mem_mb=2000,
-            runtime=30,
+            mem_mb=config["resources"]["analysis_mem_mb"],
+            runtime=analysis_runtime,
         conda:
             "../../envs/environment.yaml"
         script:

@@ -20,12 +20,12 @@ rule md_model:
     benchmark:
         f"{RESULTS}/benchmarks/md/{{dataset}}/{{source}}-{{target}}/{{regime}}/n{{size}}/seed{{seed}}.tsv"
     params:
-        settings=md_settings(),
+        settings=md_model_settings,
         cutoff=config["model"]["cutoff"],
     threads: MD_CFG["threads"]
     resources:
         mem_mb=MD_CFG["resources"]["mem_mb"],
-        runtime=MD_CFG["resources"]["runtime_min"],
+        runtime=md_runtime,
         gpu=MD_GPU,
     conda:
         "../../envs/environment.yaml"
@@ -46,13 +46,13 @@ rule md_reference:
     benchmark:
         f"{RESULTS}/benchmarks/md/{{dataset}}/reference/{{element}}.tsv"
     params:
-        settings=md_settings(),
+        settings=md_reference_settings,
     wildcard_constraints:
         dataset=datasets_of_kind("stillinger_weber"),
     threads: 1
     resources:
         mem_mb=MD_CFG["resources"]["mem_mb"],
-        runtime=MD_CFG["resources"]["runtime_min"],
+        runtime=md_runtime,
     conda:
         "../../envs/environment.yaml"
     script:
@@ -66,14 +66,16 @@ rule md_structure:
         f"{RESULTS}/md/{{mdrun}}/structure.csv",
     log:
         "logs/md_structure/{mdrun}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/md_structure/{{mdrun}}.tsv"
     params:
         temperatures=MD_CFG["temperatures"],
         equilibration_steps=MD_CFG["equilibration_steps"],
         structure=MD_CFG["structure"],
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=15,
+        mem_mb=config["resources"]["analysis_mem_mb"],
+        runtime=analysis_runtime,
     conda:
         "../../envs/environment.yaml"
     script:

@@ -9,14 +9,16 @@ rule properties_reference:
         f"{RESULTS}/properties/{{dataset}}/reference/{{element}}.json",
     log:
         "logs/properties/{dataset}/reference/{element}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/properties/{{dataset}}/reference/{{element}}.tsv"
     params:
         kind=lambda wildcards: config["datasets"][wildcards.dataset]["kind"],
         settings=property_settings(),
         values=property_reference_values,
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=15,
+        mem_mb=config["resources"]["analysis_mem_mb"],
+        runtime=analysis_runtime,
     conda:
         "../../envs/environment.yaml"
     script:
@@ -40,8 +42,8 @@ rule properties_target:
         settings=property_settings(),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=config["resources"]["analysis_mem_mb"],
+        runtime=analysis_runtime,
     conda:
         "../../envs/environment.yaml"
     script:

@@ -4,7 +4,5 @@ log_to(snakemake.log[0])
 
 from mlp_transfer.data.extxyz_import import import_extxyz
 
-dataset = snakemake.params.dataset
 import_extxyz(snakemake.input.train, snakemake.input.test, snakemake.wildcards.element, snakemake.output.train,
-              snakemake.output.test, energy_key=dataset.get("energy_key", "energy"),
-              forces_key=dataset.get("forces_key", "forces"))
+              snakemake.output.test, **snakemake.params.label_keys)

@@ -5,7 +5,7 @@ log_to(snakemake.log[0])
 from mlp_transfer.md import MDSettings, run_md_job
 
 w = snakemake.wildcards
-settings = MDSettings.from_config(snakemake.params.settings)
+settings = MDSettings.from_config({**snakemake.params.settings, "threads": snakemake.threads})
 if "regime" in w.keys():
     run_md_job(element=w.target, settings=settings, out_h5=list(snakemake.output.trajectories),
                out_stability=snakemake.output.stability, model_path=snakemake.input.model,
