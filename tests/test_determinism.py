@@ -42,7 +42,8 @@ def test_data_and_splits_are_identical(two_runs):
     first, second = two_runs
     files = sorted(p.relative_to(first) for p in (first / "results").glob("data/**/*.extxyz"))
     files += sorted(p.relative_to(first) for p in (first / "results").glob("splits/**/*.json"))
-    assert len(files) == 4 + 3  # Si/Ge train+test; Si source split, Ge seed0/seed1 splits
+    # Si/Ge train+test; Si source split, Ge seed0/seed1 split overviews and their size-2 and size-4 subset files
+    assert len(files) == 4 + 3 + 4
     for rel in files:
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), f"{rel} differs between runs"
 
