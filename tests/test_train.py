@@ -402,12 +402,18 @@ def test_resume_from_final_checkpoint_does_not_train_again(train, monkeypatch, t
     assert history.step.tolist() == [0, 5, 10, 15, 20]
 
 
-def kill_and_resume(train, monkeypatch, run: str, config: dict, at_step: int) -> pd.DataFrame:
-    kill_after_checkpoint(monkeypatch, at_step)
-    with pytest.raises(Killed):
+def interrupt_and_rerun(train, monkeypatch, run: str, config: dict, interrupt, stops=Killed, match=None):
+    """Run with ``interrupt(monkeypatch)`` in place until it stops the run with ``stops``, then rerun the same
+    run without it; returns the rerun's (out, summary, history)."""
+    interrupt(monkeypatch)
+    with pytest.raises(stops, match=match):
         train(run, config=config)
     monkeypatch.undo()
-    return train(run, config=config)[2]
+    return train(run, config=config)
+
+
+def kill_and_resume(train, monkeypatch, run: str, config: dict, at_step: int) -> pd.DataFrame:
+    return interrupt_and_rerun(train, monkeypatch, run, config, lambda mp: kill_after_checkpoint(mp, at_step))[2]
 
 
 VALUE_COLUMNS = [c for c in HISTORY_COLUMNS if c not in ("wall_time_s", "epoch")]
@@ -637,11 +643,8 @@ def test_signal_between_validations_past_the_wall_time_resumes_to_the_next_valid
     goes on to the next validation and stops there, as the uninterrupted run does."""
     config = training_config(max_steps=40, max_wall_time_s=1e-9)
     _, reference, _ = train("reference", config=config)
-    signal_during_step(monkeypatch, 3)
-    with pytest.raises(TrainingInterrupted):
-        train("killed", config=config)
-    monkeypatch.undo()
-    _, summary, history = train("killed", config=config)
+    _, summary, history = interrupt_and_rerun(train, monkeypatch, "killed", config,
+                                              lambda mp: signal_during_step(mp, 3), stops=TrainingInterrupted)
     assert summary["resumed_from_step"] == 3
     assert (summary["stop_reason"], summary["stopped_step"]) == (reference["stop_reason"], 5) == ("max_wall_time", 5)
     assert history.step.tolist() == [0, 5]
@@ -662,11 +665,8 @@ def test_non_finite_stop_is_kept_by_a_rerun(train, monkeypatch):
     config = training_config(max_steps=20)
     _, reference, _ = train("reference", config=config)
     assert (reference["stop_reason"], reference["stopped_step"]) == ("non_finite_loss", 10)
-    kill_after_checkpoint(monkeypatch, 10)
-    with pytest.raises(Killed):
-        train("killed", config=config)
-    monkeypatch.undo()
-    _, summary, history = train("killed", config=config)
+    _, summary, history = interrupt_and_rerun(train, monkeypatch, "killed", config,
+                                              lambda mp: kill_after_checkpoint(mp, 10))
     assert (summary["stop_reason"], summary["stopped_step"]) == ("non_finite_loss", 10)
     assert history.step.tolist() == [0, 5, 10]
 
@@ -793,11 +793,8 @@ def test_stage_two_resumes_after_a_kill(train, monkeypatch):
     its own: the history is the uninterrupted run's."""
     config = training_config(max_steps=20, stage_two=STAGE_TWO)
     _, _, reference = train("reference", config=config)
-    kill_in_stage_two_after_checkpoint(monkeypatch, 10)
-    with pytest.raises(Killed):
-        train("killed", config=config)
-    monkeypatch.undo()
-    _, summary, resumed = train("killed", config=config)
+    _, summary, resumed = interrupt_and_rerun(train, monkeypatch, "killed", config,
+                                              lambda mp: kill_in_stage_two_after_checkpoint(mp, 10))
     assert summary["resumed_from_step"] == 30
     assert resumed.step.tolist() == reference.step.tolist()
     np.testing.assert_allclose(resumed[VALUE_COLUMNS].to_numpy(), reference[VALUE_COLUMNS].to_numpy(), rtol=0,
@@ -816,11 +813,9 @@ def test_signal_at_the_end_of_stage_one_stops_before_stage_two(train, monkeypatc
             self.signal_received = 15
         return record(self, train_loss)
 
-    monkeypatch.setattr(Trainer, "_record", record_with_signal)
-    with pytest.raises(TrainingInterrupted, match="end of stage one"):
-        train("killed", config=config)
-    monkeypatch.undo()
-    _, summary, resumed = train("killed", config=config)
+    _, summary, resumed = interrupt_and_rerun(
+        train, monkeypatch, "killed", config, lambda mp: mp.setattr(Trainer, "_record", record_with_signal),
+        stops=TrainingInterrupted, match="end of stage one")
     assert summary["resumed_from_step"] == 20  # stage one replayed from its final checkpoint, stage two fresh
     assert resumed.step.tolist() == reference.step.tolist()
     np.testing.assert_allclose(resumed[VALUE_COLUMNS].to_numpy(), reference[VALUE_COLUMNS].to_numpy(), rtol=0,
