@@ -27,6 +27,12 @@ def snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> subprocess.Co
     return proc
 
 
+def _planned_counts(proc) -> dict:
+    """Jobs per rule from the output of `snakemake -n --quiet rules`."""
+    return {line.split()[0]: int(line.split()[1]) for line in proc.stdout.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit()}
+
+
 def test_lint_is_clean():
     proc = snakemake("--lint", check=False)
     output = proc.stdout + proc.stderr
@@ -40,11 +46,7 @@ def test_dry_run_plans_the_default_study(tmp_path, config_args):
     """A fresh directory (no finished runs) plans every job of the default study, also without --configfile
     (the embedded default is found beside the Snakefile, not in the working directory)."""
     proc = snakemake("-n", "--quiet", "rules", *config_args, "--directory", str(tmp_path))
-    counts = {}
-    for line in proc.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
+    counts = _planned_counts(proc)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     lc = config["learning_curve"]
     n_runs = len(lc["sizes"]) * len(lc["seeds"]) * len(lc["regimes"]) * len(config["pairs"])
@@ -175,17 +177,13 @@ def test_tables_rebuild_from_finished_runs(tiny_run, tmp_path):
 def test_changing_the_fine_tuning_rate_reruns_only_transfer_runs(tiny_run, tmp_path):
     """Runs depend only on the settings they use: a new transfer_lr replans the transfer runs (and what
     follows from them), never the source model, the scratch runs or the search."""
-    config = yaml.safe_load(TINY.read_text())
-    config["training"]["transfer_lr"] = 0.00042
-    changed = tmp_path / "changed.yaml"
-    changed.write_text(yaml.safe_dump(config, sort_keys=False))  # Snakemake compares dict params in order
-    proc = snakemake("-n", "--quiet", "rules", "--configfile", str(changed), "--directory", str(tiny_run))
-    counts = {}
-    for line in proc.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
-    lc = config["learning_curve"]
+    def new_fine_tuning_rate(config):
+        config["training"]["transfer_lr"] = 0.00042
+
+    proc = snakemake("-n", "--quiet", "rules", "--configfile", str(_tiny_variant(tmp_path, new_fine_tuning_rate)),
+                     "--directory", str(tiny_run))
+    counts = _planned_counts(proc)
+    lc = yaml.safe_load(TINY.read_text())["learning_curve"]
     assert counts.get("train_target") == len(lc["sizes"]) * len(lc["seeds"])  # the transfer runs only
     assert "train_source" not in counts and "hpsearch_train" not in counts
 
@@ -217,14 +215,8 @@ def test_execution_settings_rerun_nothing(tiny_run, tmp_path):
 
     proc = snakemake("-n", "--quiet", "rules", "--configfile", str(_tiny_variant(tmp_path, no_reference_md)),
                      "--directory", str(tiny_run))
-    planned = {line.split()[0] for line in proc.stdout.splitlines()
-               if len(line.split()) == 2 and line.split()[1].isdigit()}
+    planned = set(_planned_counts(proc))
     assert planned <= {"md_aggregate", "all", "total"}, planned
-
-
-def _planned_counts(proc) -> dict:
-    return {line.split()[0]: int(line.split()[1]) for line in proc.stdout.splitlines()
-            if len(line.split()) == 2 and line.split()[1].isdigit()}
 
 
 @pytest.mark.slow

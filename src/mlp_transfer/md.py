@@ -75,6 +75,15 @@ def temperature_label(temperature: float) -> str:
     return f"T{float(temperature):g}K"
 
 
+# md config keys that map one to one onto MDSettings fields, with their types
+_MD_SCALARS = {"supercell": int, "timestep_fs": float, "n_steps": int, "replicas": int, "seed": int,
+               "log_interval": int, "device": str, "threads": int, "precision": int, "neighbor_skin": float,
+               "compile": bool}
+# md.thermostat keys -> (MDSettings field, type)
+_THERMOSTAT_KEYS = {"kind": ("thermostat", str), "time_constant_fs": ("time_constant_fs", float),
+                    "chain_length": ("chain_length", int)}
+
+
 @dataclass(frozen=True)
 class MDSettings:
     """MD settings of the workflow's ``md`` config section (see config/README.md); the defaults are the
@@ -108,29 +117,27 @@ class MDSettings:
 
     @classmethod
     def from_config(cls, md: Mapping) -> "MDSettings":
-        """Build from the (schema-validated) ``md`` config section."""
+        """Build from the (schema-validated) ``md`` config section; a key it leaves out takes the field's default
+        (the one copy of the defaults besides the schema, kept equal to it by a test)."""
         md = dict(md)
         stab = dict(md.pop("stability", {}) or {})
         thermostat = dict(md.pop("thermostat", {}) or {})
+        given = {name: cast(md[name]) for name, cast in _MD_SCALARS.items() if name in md}
+        if "temperatures" in md:
+            given["temperatures"] = tuple(float(t) for t in md["temperatures"])
+        if md.get("lattice_constants"):
+            given["lattice_constants"] = dict(md["lattice_constants"])
+        given.update({field_name: cast(thermostat[key]) for key, (field_name, cast) in _THERMOSTAT_KEYS.items()
+                      if key in thermostat})
+        timestep = given.get("timestep_fs", cls.timestep_fs)
         band = stab.pop("temperature_band", [0.5, 2.0])
-        timestep = float(md.get("timestep_fs", 2.0))
         criteria = StabilityCriteria(
             min_distance_fraction=float(stab.get("min_distance_fraction", 0.6)),
             band_low=float(band[0]), band_high=float(band[1]),
             temperature_window=max(1, int(round(float(stab.get("temperature_window_fs", 100.0)) / timestep))),
             equilibration_steps=int(md.get("equilibration_steps", 250)),
             check_interval=int(stab.get("check_interval", 10)))
-        return cls(
-            temperatures=tuple(float(t) for t in md.get("temperatures", (600.0, 1500.0))),
-            supercell=int(md.get("supercell", 2)), timestep_fs=timestep, n_steps=int(md.get("n_steps", 1000)),
-            replicas=int(md.get("replicas", 2)), seed=int(md.get("seed", 0)),
-            thermostat=thermostat.get("kind", "langevin"),
-            time_constant_fs=float(thermostat.get("time_constant_fs", 100.0)),
-            chain_length=int(thermostat.get("chain_length", 3)),
-            log_interval=int(md.get("log_interval", 10)), device=md.get("device", "cpu"),
-            threads=int(md.get("threads", 1)), precision=int(md.get("precision", 32)),
-            neighbor_skin=float(md.get("neighbor_skin", 1.0)), compile=bool(md.get("compile", False)),
-            lattice_constants=dict(md.get("lattice_constants", {}) or {}), stability=criteria)
+        return cls(**given, stability=criteria)
 
     @property
     def dtype(self) -> torch.dtype:
