@@ -39,9 +39,9 @@ VARIANTS = {
 }
 
 
-def make_so3net_step(lmax: int):
+def make_so3net_step(lmax: int, convolution: str = "factorized"):
     """One SO3net training step (force loss, double backward, Adam) on the architecture benchmark's batch, 1
-    thread; returns (step, batch)."""
+    thread, with the workflow's factorized SO3 convolution or schnetpack's; returns (step, batch)."""
     import torch
 
     sys.path.insert(0, str(HERE))
@@ -49,6 +49,7 @@ def make_so3net_step(lmax: int):
 
     from mlp_transfer import models
     from mlp_transfer.batching import StructureSet, mean_energy_per_atom
+    from mlp_transfer.so3 import set_so3_convolutions
 
     torch.set_num_threads(1)
     frames = make_frames(4, seed=5)
@@ -56,6 +57,7 @@ def make_so3net_step(lmax: int):
     torch.manual_seed(0)
     model = models.build_model(architecture="so3net", cutoff=6.0, n_atom_basis=64, n_interactions=3, n_rbf=20,
                                lmax=lmax)
+    set_so3_convolutions(model, convolution)
     models.set_energy_offset(model, mean_energy_per_atom(frames))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
@@ -69,9 +71,9 @@ def make_so3net_step(lmax: int):
     return step, batch
 
 
-def child(lmax: int, steps: int) -> None:
+def child(lmax: int, steps: int, convolution: str) -> None:
     """Time ``steps`` training steps after one warm-up step; print one JSON line."""
-    step, _ = make_so3net_step(lmax)
+    step, _ = make_so3net_step(lmax, convolution)
     step()
     before = os.times()
     start = time.perf_counter()
@@ -83,9 +85,10 @@ def child(lmax: int, steps: int) -> None:
                       "sys_s_per_step": (after.system - before.system) / steps}))
 
 
-def run_variant(name: str, lmax: int, steps: int) -> dict:
+def run_variant(name: str, lmax: int, steps: int, convolution: str) -> dict:
     env = {**os.environ, **VARIANTS[name], "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, __file__, "--child", "--lmax", str(lmax), "--steps", str(steps)],
+    process = subprocess.Popen([sys.executable, __file__, "--child", "--lmax", str(lmax), "--steps", str(steps),
+                                "--convolution", convolution],
                                env=env, stdout=subprocess.PIPE, text=True)
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
@@ -100,19 +103,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--convolution", choices=["factorized", "schnetpack"], default="factorized",
+                        help="SO3 convolution: the workflow's (mlp_transfer.so3) or schnetpack's")
     parser.add_argument("--out", type=Path, default=None, help="folder for cpu_allocator.{json,md}")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.lmax, args.steps)
+        child(args.lmax, args.steps, args.convolution)
         return 0
     runs: dict[str, list[dict]] = {name: [] for name in args.variants}
     for repeat in range(args.repeats):
         for name in args.variants:
-            runs[name].append(run_variant(name, args.lmax, args.steps))
+            runs[name].append(run_variant(name, args.lmax, args.steps, args.convolution))
             print(f"repeat {repeat} {name}: {runs[name][-1]}", file=sys.stderr, flush=True)
     base = statistics.median(r["s_per_step"] for r in runs[args.variants[0]])
-    lines = [f"SO3net lmax {args.lmax}, 4 x 64-atom cells, 1 thread, {args.steps} steps x {args.repeats} repeats "
+    lines = [f"SO3net lmax {args.lmax} ({args.convolution} convolution), 4 x 64-atom cells, 1 thread, "
+             f"{args.steps} steps x {args.repeats} repeats "
              f"(median [min, max])", "",
              "| malloc | s/step | user s/step | system s/step | peak RSS (GB) | step time / default |",
              "|---|---|---|---|---|---|"]
@@ -129,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "cpu_allocator.json").write_text(json.dumps({"lmax": args.lmax, "steps": args.steps,
+                                                                 "convolution": args.convolution,
                                                                  "runs": runs}, indent=1))
         (args.out / "cpu_allocator.md").write_text(table + "\n")
     return 0

@@ -53,6 +53,7 @@ from mlp_transfer.batching import StructureSet, mean_energy_per_atom  # noqa: E4
 from mlp_transfer.evaluate import error_metrics, predict  # noqa: E402
 from mlp_transfer.md import compile_representation  # noqa: E402
 from mlp_transfer.reference import diamond_cell, sw_calculator  # noqa: E402
+from mlp_transfer.so3 import set_so3_convolutions  # noqa: E402
 from mlp_transfer.train import Trainer, TrainSettings, _loss_terms  # noqa: E402
 
 SECTIONS = ("training", "ablation", "inference", "md", "planning", "startup", "architectures")
@@ -526,7 +527,8 @@ def bench_inference(args, results: dict) -> None:
 
 # -- architectures: what a higher-order equivariant model costs per training step -----------------------------
 def bench_architectures(args, results: dict) -> None:
-    """CPU ms per training step (forward, forces, double backward, Adam) of SO3net at each lmax vs PaiNN."""
+    """CPU ms per training step (forward, forces, double backward, Adam) of SO3net at each lmax vs PaiNN, with
+    the workflow's factorized convolution and, as the baseline, schnetpack's own (``*_schnetpack``)."""
     model_cfg = dict(yaml.safe_load(Path(args.arch_config).read_text())["model"])
     model_cfg.pop("lmax", None)
     model_cfg["architecture"] = "painn"
@@ -535,39 +537,63 @@ def bench_architectures(args, results: dict) -> None:
     frames = make_frames(args.arch_batch, seed=5)
     torch.set_num_threads(args.threads)
     batch = StructureSet(frames, model_cfg["cutoff"]).batch(range(len(frames)))
-    variants = {"painn": model_cfg, **{f"so3net_lmax{lmax}": {**model_cfg, "architecture": "so3net", "lmax": lmax}
-                                       for lmax in args.lmax}}
+    on_cuda = args.device == "cuda"
+    batch = {k: v.to(args.device) for k, v in batch.items()}
+    variants = {"painn": (model_cfg, None)}
+    for lmax in args.lmax:
+        for implementation, suffix in (("factorized", ""), ("schnetpack", "_schnetpack")):
+            variants[f"so3net_lmax{lmax}{suffix}"] = ({**model_cfg, "architecture": "so3net", "lmax": lmax},
+                                                      implementation)
     trained = {}
-    for name, cfg in variants.items():
+    for name, (cfg, implementation) in variants.items():
         torch.manual_seed(0)
         model = models.build_model(**cfg)
+        if implementation:
+            set_so3_convolutions(model, implementation)
+        model.to(args.device)
         models.set_energy_offset(model, mean_energy_per_atom(frames))
         trained[name] = (model, torch.optim.Adam(model.parameters(), lr=1e-4))
 
+    # CPU time on the CPU (robust to other load); wall time between synchronisations on a GPU
+    clock = time.perf_counter if on_cuda else time.process_time
+
     def step_cpu_ms(name: str) -> float:
         model, opt = trained[name]
-        start = time.process_time()
+        if on_cuda:
+            torch.cuda.synchronize()
+        start = clock()
         for _ in range(args.arch_steps):
             e_err, f_err = _loss_terms(model(dict(batch)), batch)
             loss = 10.0 * (e_err ** 2).mean() + (f_err ** 2).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        return 1000 * (time.process_time() - start) / args.arch_steps
+        if on_cuda:
+            torch.cuda.synchronize()
+        return 1000 * (clock() - start) / args.arch_steps
 
     for name in variants:  # untimed first steps: first-call allocations
         step_cpu_ms(name)
     times = {name: [] for name in variants}
+    time_kind = "wall" if on_cuda else "CPU"
     for r in range(args.repeats):
         for name in variants:  # interleaved
             times[name].append(step_cpu_ms(name))
-        print(f"architectures repeat {r + 1}: " + ", ".join(f"{n} {t[-1]:.0f} CPU ms/step" for n, t in times.items())
+        print(f"architectures repeat {r + 1}: " + ", ".join(f"{n} {t[-1]:.0f} {time_kind} ms/step"
+                                                           for n, t in times.items())
               + f"; {cpu_pressure()}", flush=True)
-    out = {name: {"cpu_ms_per_step": spread(t), "n_parameters": models.count_parameters(trained[name][0]),
+    out = {name: {f"{time_kind.lower()}_ms_per_step": spread(t), "n_parameters": models.count_parameters(trained[name][0]),
                   "ratio_vs_painn": spread([a / b for a, b in zip(t, times["painn"])])}
            for name, t in times.items()}
+    for name, t in times.items():
+        if f"{name}_schnetpack" in times:  # side by side with its baseline, repeat by repeat
+            out[name]["speedup_vs_schnetpack_convolution"] = spread(
+                [b / a for a, b in zip(t, times[f"{name}_schnetpack"])])
     results["architectures"] = {"model": model_cfg, "n_structures": len(frames), "n_atoms": len(frames[0]),
-                                "steps": args.arch_steps, "threads": args.threads, "variants": out}
+                                "steps": args.arch_steps, "threads": args.threads, "device": args.device,
+                                "time": time_kind,
+                                "cuda_device": torch.cuda.get_device_name(0) if on_cuda else None,
+                                "variants": out}
 
 
 # -- MD --------------------------------------------------------------------------------------------------
@@ -939,12 +965,18 @@ def markdown(results: dict) -> str:
                   f"{a['n_structures']} structures of {a['n_atoms']} atoms per step, {arch_model['n_atom_basis']} "
                   f"features x {arch_model['n_interactions']} interactions, cutoff {arch_model['cutoff']} Å, "
                   f"{arch_model['n_rbf']} radial functions, "
-                  f"{a['threads']} thread(s), {a['steps']} steps per repeat; CPU time.", "",
-                  "| model | parameters | CPU ms/step | vs PaiNN |", "|---|---|---|---|"]
+                  f"{a['threads']} thread(s), {a['steps']} steps per repeat; {a.get('time', 'CPU')} time"
+                  + (f" on {a['cuda_device']}" if a.get("cuda_device") else "") + ".", "",
+                  f"| model | parameters | {a.get('time', 'CPU')} ms/step | vs PaiNN | "
+                  "speed-up vs schnetpack's convolution |",
+                  "|---|---|---|---|---|"]
         for name, v in a["variants"].items():
-            lines.append(f"| {name} | {v['n_parameters']} | {fmt(v['cpu_ms_per_step'], 0)} | "
-                         f"{fmt(v['ratio_vs_painn'], 1)} |")
-        lines.append("")
+            speedup = v.get("speedup_vs_schnetpack_convolution")
+            ms = v.get("cpu_ms_per_step") or v["wall_ms_per_step"]
+            lines.append(f"| {name} | {v['n_parameters']} | {fmt(ms, 0)} | "
+                         f"{fmt(v['ratio_vs_painn'], 1)} | {fmt(speedup, 1) if speedup else ''} |")
+        lines += ["", "so3net_lmaxL: the workflow's model (mlp_transfer.so3.FactorizedSO3Convolution); "
+                  "so3net_lmaxL_schnetpack: the same weights with schnetpack's SO3Convolution.", ""]
     mj = results.get("main_job", {})
     lines += ["## Main job (default config)", "", mj.get("status", "") +
               (f": {mj['n_jobs']} jobs, {mj['sum_job_s']:.0f} s summed" if "sum_job_s" in mj else ""), ""]
@@ -967,7 +999,8 @@ def parse_args(argv=None):
     p.add_argument("--md-steps", type=int, default=200, help="steps at 64 atoms (512 atoms: 1/8 of it)")
     p.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                   help="device of the MD section (both engines); the other sections run on the CPU")
+                   help="device of the MD section (both engines) and of architectures (wall time there); "
+                        "the other sections run on the CPU")
     p.add_argument("--skip-compile", action="store_true",
                    help="leave out the torch.compile variants of the ablation and of MD (compilation takes minutes)")
     p.add_argument("--md-compile", action="store_true",

@@ -51,7 +51,8 @@ def test_benchmarks_quick(tmp_path):
         assert md["ratio_workflow_1_replica_compiled_vs_ase"]["median"] > 0 and md["first_compile_s"] > 0
         assert "ceiling_ratio_vs_ase_cpu_compiled" in md
     variants = results["architectures"]["variants"]
-    assert set(variants) == {"painn", "so3net_lmax1", "so3net_lmax2"}
+    assert set(variants) == {"painn", "so3net_lmax1", "so3net_lmax2", "so3net_lmax1_schnetpack", "so3net_lmax2_schnetpack"}
+    assert variants["so3net_lmax2"]["speedup_vs_schnetpack_convolution"]["median"] > 0
     assert variants["painn"]["ratio_vs_painn"]["median"] == 1.0
     assert all(v["cpu_ms_per_step"]["median"] > 0 and v["n_parameters"] > 0 for v in variants.values())
     text = stem.with_suffix(".md").read_text()

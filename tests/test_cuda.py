@@ -105,6 +105,27 @@ def test_model_trained_on_cuda_predicts_the_same_on_the_cpu(runs, make_sw_frames
         assert abs(f_cpu - f_gpu).max() < 1e-4
 
 
+def test_factorized_so3net_on_cuda_matches_schnetpack_convolution(make_sw_frames, tiny_model_config):
+    """The factorized SO3 convolution on the card: the same energies and forces as schnetpack's, there and on
+    the CPU."""
+    from mlp_transfer.evaluate import predict
+    from mlp_transfer.so3 import set_so3_convolutions
+
+    torch.manual_seed(0)
+    model = build_model(**dict(tiny_model_config, architecture="so3net", lmax=2))
+    frames = make_sw_frames("Ge", 3, seed=13)
+    cutoff = tiny_model_config["cutoff"]
+    results = {}
+    for implementation, device in (("factorized", "cuda"), ("factorized", "cpu"), ("schnetpack", "cuda")):
+        set_so3_convolutions(model, implementation)
+        results[implementation, device] = predict(model, frames, cutoff, batch_size=2, device=device)
+    reference = results["schnetpack", "cuda"]
+    for other in (results["factorized", "cuda"], results["factorized", "cpu"]):
+        assert other[0] == pytest.approx(reference[0], rel=1e-5)
+        for f_other, f_ref in zip(other[1], reference[1]):
+            assert abs(f_other - f_ref).max() < 1e-4
+
+
 def test_md_on_cuda_runs_batched_replicas(tmp_path, tiny_model_config):
     torch.manual_seed(0)
     path = tmp_path / "model.pt"

@@ -1,0 +1,74 @@
+"""SO3net's equivariant convolution computed without (edges x Clebsch-Gordan terms x features) temporaries.
+
+schnetpack's ``SO3Convolution`` evaluates, with combined indices s = (l, m),
+
+    y_{i,s,f} = sum_j sum_{s1,s2} C^s_{s1,s2} W_{l(s1),f}(r_ij) Y_{s1}(r^_ij) x_{j,s2,f}
+
+term by term over the non-zero Clebsch-Gordan coefficients: every edge gets gathered copies of the neighbour
+features and filters for each of them (83 terms at lmax 2, 353 at lmax 3), so one training step with forces
+(double backward) moves several (edges x terms x features) tensors through memory. Summing the coefficients
+with the spherical harmonics first gives, per edge and filter order l1, a small matrix without a feature axis,
+
+    M^{l1}_{s,s2}(r^_ij) = sum_{s1: l(s1) = l1} C^s_{s1,s2} Y_{s1}(r^_ij),
+
+    y_{i,s,f} = sum_j sum_{l1,s2} M^{l1}_{s,s2}(r^_ij) W_{l1,f}(r_ij) x_{j,s2,f},
+
+one batched ((lmax+1)^2 x (lmax+1)^3) @ ((lmax+1)^3 x features) product per edge. The function, the
+parameters and the state dict are schnetpack's; only the order of the sums differs (float rounding). On this
+2-core CPU a full lmax-2 training step is 2.6x faster with a heap-only malloc and 6.6x with glibc's default
+(benchmarks/README.md, "What a higher-order model costs").
+"""
+
+from __future__ import annotations
+
+import torch
+from schnetpack.nn import scatter_add
+from schnetpack.nn.so3 import SO3Convolution
+
+IMPLEMENTATIONS = ("factorized", "schnetpack")
+
+
+class FactorizedSO3Convolution(SO3Convolution):
+    """schnetpack's ``SO3Convolution`` with the Clebsch-Gordan sum done per edge before the features enter.
+
+    Made from an existing convolution by :func:`set_so3_convolutions` (class swap plus one derived buffer), so
+    its weights, and the random-number stream that initialised them, stay exactly schnetpack's.
+    """
+
+    def _add_coupling(self) -> None:
+        """``coupling[s1, (s, l1, s2)] = C^s_{s1,s2}`` where l1 = l(s1), else 0: Y @ coupling gives every M^{l1}."""
+        n_sph, n_l = (self.lmax + 1) ** 2, self.lmax + 1
+        l_of = torch.repeat_interleave(torch.arange(n_l), 2 * torch.arange(n_l) + 1)
+        coupling = torch.zeros(n_sph, n_sph, n_l, n_sph, dtype=torch.float64)
+        cg = self.clebsch_gordan.detach().to("cpu", torch.float64)
+        s1, s2, s = (idx.to("cpu") for idx in (self.idx_in_1, self.idx_in_2, self.idx_out))
+        coupling.index_put_((s1, s, l_of[s1], s2), cg, accumulate=True)
+        self.register_buffer("coupling", coupling.reshape(n_sph, -1).to(self.clebsch_gordan), persistent=False)
+
+    def forward(self, x: torch.Tensor, radial_ij: torch.Tensor, dir_ij: torch.Tensor, cutoff_ij: torch.Tensor,
+                idx_i: torch.Tensor, idx_j: torch.Tensor) -> torch.Tensor:
+        # schnetpack's argument names: dir_ij holds the edges' spherical harmonics Y_{s1}(r^_ij)
+        n_sph, n_l, n_features = x.shape[1], self.lmax + 1, self.n_atom_basis
+        coupling = (dir_ij @ self.coupling).view(-1, n_sph, n_l * n_sph)  # M[e, s, (l1, s2)]
+        filters = (self.filternet(radial_ij) * cutoff_ij).view(-1, n_l, 1, n_features)
+        weighted = (filters * x[idx_j][:, None]).reshape(-1, n_l * n_sph, n_features)  # [e, (l1, s2), f]
+        return scatter_add(torch.bmm(coupling, weighted), idx_i, dim_size=x.shape[0])
+
+
+def set_so3_convolutions(model: torch.nn.Module, implementation: str = "factorized") -> int:
+    """Switch every SO3net convolution in ``model`` to ``implementation`` in place; returns how many there are.
+
+    ``factorized`` is :class:`FactorizedSO3Convolution`; ``schnetpack`` is schnetpack's own (the baseline the
+    benchmark and tests compare with). Models without SO3net are left as they are (0).
+    """
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown SO3 convolution {implementation!r}; choose one of {IMPLEMENTATIONS}")
+    convolutions = [m for m in model.modules() if isinstance(m, SO3Convolution)]
+    for conv in convolutions:
+        if implementation == "factorized" and type(conv) is not FactorizedSO3Convolution:
+            conv.__class__ = FactorizedSO3Convolution
+            conv._add_coupling()
+        elif implementation == "schnetpack" and type(conv) is not SO3Convolution:
+            conv.__class__ = SO3Convolution
+            del conv.coupling
+    return len(convolutions)
