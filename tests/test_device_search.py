@@ -94,3 +94,29 @@ def test_runs_every_candidate_and_tabulates_them(results, tmp_path):
     assert own["regime"] == "transfer" and own["n_parameters"] > 0
     logs = sorted(p.relative_to(results / "logs").as_posix() for p in (results / "logs").rglob("*.log"))
     assert len(logs) == 5 and all((results / "logs" / log).read_text() for log in logs)
+
+
+def test_list_inputs_names_what_the_runs_read_and_do_not_make(results, capsys):
+    """The workflow targets prepare_search.sh builds: pools, split files and the study's source model, not the
+    search's own source model, which a run makes."""
+    assert _driver().main(["--config", str(TINY), "--results", "results", "--list-inputs"]) == 0
+    assert capsys.readouterr().out.split() == [
+        "results/data/sw/Ge/train.extxyz", "results/data/sw/Si/train.extxyz", "results/models/sw/source/Si/model.pt",
+        "results/splits/sw/Ge/seed0.json", "results/splits/sw/Si/source.json"]
+
+
+def test_prepare_search_makes_what_the_gpu_search_reads(tmp_path):
+    """One command here gives a GPU machine everything but the wheels: the validated config, and the inputs
+    made by the workflow, so that the search finds nothing missing."""
+    import os
+    import subprocess
+
+    probe = tmp_path / "probe"
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "device" / "prepare_search.sh"), str(TINY)],
+                          env={**os.environ, "PROBE": str(probe), "SKIP_WHEELS": "1"}, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = json.loads((probe / "config.json").read_text())
+    runs = _driver().plan_runs(config, probe / "results", threads=1)
+    assert _driver().missing_inputs(runs) == []
+    assert not list(REPO.parent.glob("prepare-search.*"))  # its scratch directory is removed

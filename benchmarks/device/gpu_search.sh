@@ -2,9 +2,8 @@
 # A config's hyper-parameter search on a lent CUDA machine, its runs side by side on the one GPU, next to the
 # CUDA tests. Run from the repository root there (device tool: `run` with carry [".whl", ".probe"]):
 #   bash benchmarks/device/gpu_search.sh .probe/config.json .probe/results [limit_s]
-# after, here: benchmarks/device/fetch_wheels.sh (the wheels that machine lacks, into .whl/);
-#   benchmarks/device/run_search.py --config config/X.yaml --write-validated .probe/config.json;
-#   the workflow's data and split files copied to .probe/results/{data,splits} (.probe/ is git-ignored).
+# after, here: benchmarks/device/prepare_search.sh config/X.yaml (the wheels that machine lacks, into .whl/; the
+#   validated config and the workflow's data and split files, into .probe/, which is git-ignored).
 # Writes gpu.txt, gpu_usage.csv (nvidia-smi samples), test_cuda.log, search.log and runs.tar.gz (the runs'
 # model.pt, history.csv, summary.json, checkpoints of killed runs, logs and the search tables) to $OUT (default benchmarks/results/gpu_search).
 # The search is killed at limit_s (default 500) so that what finished still comes back.

@@ -89,11 +89,15 @@ def _spec(results: Path, name: str, regime: str, dataset: str, element: str, siz
             "out_summary": str(out / "summary.json")}
 
 
-def missing_inputs(runs: list[Run]) -> list[str]:
+def needed_inputs(runs: list[Run]) -> list[str]:
+    """The pools, split files and study source models that the runs read and none of them makes."""
     produced = {run.spec["out_model"] for run in runs}
-    needed = {path for run in runs for path in (run.spec["pool"], run.spec["splits"], run.spec.get("source_model"))
-              if path and path not in produced}
-    return sorted(path for path in needed if not Path(path).is_file())
+    return sorted({path for run in runs for path in (run.spec["pool"], run.spec["splits"], run.spec.get("source_model"))
+                   if path and path not in produced})
+
+
+def missing_inputs(runs: list[Run]) -> list[str]:
+    return [path for path in needed_inputs(runs) if not Path(path).is_file()]
 
 
 def run_all(runs: list[Run], results: Path, max_jobs: int, poll_s: float = 2.0) -> list[Run]:
@@ -158,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per run (default: training.threads)")
     parser.add_argument("--jobs", type=int, default=8, help="runs at a time")
+    parser.add_argument("--list-inputs", action="store_true",
+                        help="print the files the runs read and do not make (below --results), one per line, and "
+                             "stop: the workflow targets that prepare_search.sh builds")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one run from its spec file
     args = parser.parse_args(argv)
     if args.one:
@@ -174,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     if not config.get("hyperparameter_search"):
         parser.error(f"{args.config or args.validated} has no hyperparameter_search section")
     runs = plan_runs(config, args.results, args.threads or config["training"]["threads"])
+    if args.list_inputs:
+        print("\n".join(needed_inputs(runs)))
+        return 0
     missing = missing_inputs(runs)
     if missing:
         print("error: inputs missing (run the workflow's data and split rules first):\n  " + "\n  ".join(missing),
