@@ -550,8 +550,8 @@ def bench_architectures(args, results: dict) -> None:
         model = models.build_model(**cfg)
         if implementation:
             set_so3_convolutions(model, implementation)
+        models.set_energy_offset(model, mean_energy_per_atom(frames))  # a new CPU tensor: before the move
         model.to(args.device)
-        models.set_energy_offset(model, mean_energy_per_atom(frames))
         trained[name] = (model, torch.optim.Adam(model.parameters(), lr=1e-4))
 
     # CPU time on the CPU (robust to other load); wall time between synchronisations on a GPU

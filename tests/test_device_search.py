@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlp_transfer.config import load_config
 from mlp_transfer.hpsearch import candidate_run_settings, model_tag
@@ -111,12 +112,25 @@ def test_prepare_search_makes_what_the_gpu_search_reads(tmp_path):
     import os
     import subprocess
 
-    probe = tmp_path / "probe"
-    done = subprocess.run(["bash", str(REPO / "benchmarks" / "device" / "prepare_search.sh"), str(TINY)],
-                          env={**os.environ, "PROBE": str(probe), "SKIP_WHEELS": "1"}, capture_output=True,
-                          text=True)
+    script = REPO / "benchmarks" / "device" / "prepare_search.sh"
+    scratch_before = set(REPO.parent.glob("prepare-search.*"))
+    env = {**os.environ, "SKIP_WHEELS": "1", "PYTHON": sys.executable}
+    # PROBE relative to the caller's directory, not the repository's
+    done = subprocess.run(["bash", str(script), str(TINY)], env={**env, "PROBE": "probe"}, cwd=tmp_path,
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
+    probe = tmp_path / "probe"
     config = json.loads((probe / "config.json").read_text())
     runs = _driver().plan_runs(config, probe / "results", threads=1)
     assert _driver().missing_inputs(runs) == []
-    assert not list(REPO.parent.glob("prepare-search.*"))  # its scratch directory is removed
+    assert set(REPO.parent.glob("prepare-search.*")) == scratch_before  # its scratch directory is removed
+    # a config without a search fails before anything is built, and leaves the earlier folder as it was
+    no_search = tmp_path / "no_search.yaml"
+    tiny = yaml.safe_load(TINY.read_text())
+    del tiny["hyperparameter_search"]
+    no_search.write_text(yaml.safe_dump(tiny))
+    config_before = (probe / "config.json").read_text()
+    failed = subprocess.run(["bash", str(script), str(no_search)], env={**env, "PROBE": str(probe)},
+                            capture_output=True, text=True)
+    assert failed.returncode != 0 and "no hyperparameter_search section" in failed.stderr
+    assert (probe / "config.json").read_text() == config_before

@@ -34,7 +34,7 @@ def output_and_derivatives(conv, inputs):
     return [out.detach(), *(g.detach() for g in grads), *second]
 
 
-@pytest.mark.parametrize("lmax", [1, 2, 3])
+@pytest.mark.parametrize("lmax", [0, 1, 2, 3])
 def test_factorized_convolution_is_schnetpack_function(lmax):
     torch.manual_seed(lmax)
     reference = SO3Convolution(lmax, n_atom_basis=6, n_radial=5).double()
@@ -97,8 +97,19 @@ def test_saved_schnetpack_model_loads_with_the_factorized_convolution(tiny_model
     loaded = models.load_model(tmp_path / "model.pt")
     assert all(type(m) is FactorizedSO3Convolution for m in loaded.representation.so3convs)
     torch.testing.assert_close(loaded(dict(batch))["forces"].detach(), before, rtol=1e-5, atol=1e-6)
-    models.save_model(loaded, tmp_path / "again.pt")  # the factorized class pickles and loads too
-    assert type(models.load_model(tmp_path / "again.pt").representation.so3convs[0]) is FactorizedSO3Convolution
+    torch.save(loaded, tmp_path / "pickled.pt")  # the factorized class itself pickles and loads too
+    assert type(models.load_model(tmp_path / "pickled.pt").representation.so3convs[0]) is FactorizedSO3Convolution
+
+
+def test_saved_file_holds_schnetpack_classes_only(tiny_model_config, tmp_path):
+    """A saved model loads with schnetpack alone (SpkCalculator, an older checkout); the model in memory keeps
+    the factorized convolution."""
+    model = so3net(tiny_model_config)
+    models.save_model(model, tmp_path / "model.pt")
+    assert all(type(m) is FactorizedSO3Convolution for m in model.representation.so3convs)
+    raw = torch.load(tmp_path / "model.pt", weights_only=False)
+    assert not [m for m in raw.modules() if type(m).__module__.startswith("mlp_transfer")]
+    assert all(type(m) is SO3Convolution and not hasattr(m, "coupling") for m in raw.representation.so3convs)
 
 
 def test_switch_leaves_other_architectures_and_refuses_unknown_names(tiny_model_config):

@@ -18,7 +18,7 @@ import ase.data
 import schnetpack as spk
 import torch
 
-from mlp_transfer.so3 import set_so3_convolutions
+from mlp_transfer.so3 import schnetpack_convolutions, set_so3_convolutions
 
 log = logging.getLogger(__name__)
 
@@ -169,10 +169,11 @@ def count_parameters(model) -> int:
 
 
 def save_model(model, path: str | Path) -> None:
-    """Save the whole module (schnetpack's convention, loadable by ``SpkCalculator``), atomically."""
+    """Save the whole module (schnetpack's convention, loadable by ``SpkCalculator``), atomically; SO3net's
+    convolutions are saved as schnetpack's own class, so that schnetpack alone can load the file."""
     from mlp_transfer.io import atomic_path
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, schnetpack_convolutions(model):
         torch.save(model, tmp)
 
 

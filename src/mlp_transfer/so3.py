@@ -15,11 +15,14 @@ with the spherical harmonics first gives, per edge and filter order l1, a small 
 
 one batched ((lmax+1)^2 x (lmax+1)^3) @ ((lmax+1)^3 x features) product per edge. The function, the
 parameters and the state dict are schnetpack's; only the order of the sums differs (float rounding). On this
-2-core CPU a full lmax-2 training step is 2.6x faster with a heap-only malloc and 6.6x with glibc's default
-(benchmarks/README.md, "What a higher-order model costs").
+2-core CPU a full training step takes 5.6x fewer CPU seconds at lmax 2 and 13.6x fewer at lmax 3
+(benchmarks/results/architectures.md; README, Performance). Saved models hold schnetpack's class
+(:func:`schnetpack_convolutions`), so plain schnetpack loads them; ``models.load_model`` switches them back.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 from schnetpack.nn import scatter_add
@@ -72,3 +75,19 @@ def set_so3_convolutions(model: torch.nn.Module, implementation: str = "factoriz
             conv.__class__ = SO3Convolution
             del conv.coupling
     return len(convolutions)
+
+
+@contextlib.contextmanager
+def schnetpack_convolutions(model: torch.nn.Module):
+    """Within the block, ``model``'s factorized convolutions are schnetpack's (for pickling a whole model that
+    schnetpack alone, e.g. ``SpkCalculator`` or an older checkout, can load); afterwards they are factorized again."""
+    factorized = [m for m in model.modules() if type(m) is FactorizedSO3Convolution]
+    for conv in factorized:
+        conv.__class__ = SO3Convolution
+        del conv.coupling
+    try:
+        yield model
+    finally:
+        for conv in factorized:
+            conv.__class__ = FactorizedSO3Convolution
+            conv._add_coupling()
