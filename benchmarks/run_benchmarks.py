@@ -557,7 +557,7 @@ def bench_architectures(args, results: dict) -> None:
     # CPU time on the CPU (robust to other load); wall time between synchronisations on a GPU
     clock = time.perf_counter if on_cuda else time.process_time
 
-    def step_cpu_ms(name: str) -> float:
+    def step_ms(name: str) -> float:
         model, opt = trained[name]
         if on_cuda:
             torch.cuda.synchronize()
@@ -573,12 +573,12 @@ def bench_architectures(args, results: dict) -> None:
         return 1000 * (clock() - start) / args.arch_steps
 
     for name in variants:  # untimed first steps: first-call allocations
-        step_cpu_ms(name)
+        step_ms(name)
     times = {name: [] for name in variants}
     time_kind = "wall" if on_cuda else "CPU"
     for r in range(args.repeats):
         for name in variants:  # interleaved
-            times[name].append(step_cpu_ms(name))
+            times[name].append(step_ms(name))
         print(f"architectures repeat {r + 1}: " + ", ".join(f"{n} {t[-1]:.0f} {time_kind} ms/step"
                                                            for n, t in times.items())
               + f"; {cpu_pressure()}", flush=True)

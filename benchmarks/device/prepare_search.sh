@@ -24,8 +24,8 @@ trap 'rm -rf "$WORK"' EXIT
 "$PYTHON" benchmarks/device/run_search.py --config "$CONFIG" --write-validated "$WORK/config.json"
 # not `mapfile < <(...)`: a failure there would go unseen and leave no targets, i.e. the whole workflow
 listing=$("$PYTHON" benchmarks/device/run_search.py --validated "$WORK/config.json" --results results --list-inputs)
-mapfile -t TARGETS <<< "$listing"
 [ -n "$listing" ] || { echo "error: $CONFIG: the search reads no input files" >&2; exit 1; }
+mapfile -t TARGETS <<< "$listing"
 "$(dirname "$PYTHON")/snakemake" --cores "${CORES:-2}" --configfile "$CONFIG" --directory "$WORK/run" -- "${TARGETS[@]}"
 rm -rf "$PROBE"
 mkdir -p "$PROBE"

@@ -39,13 +39,13 @@ class FactorizedSO3Convolution(SO3Convolution):
     """
 
     def _add_coupling(self) -> None:
-        """``coupling[s1, (s, l1, s2)] = C^s_{s1,s2}`` where l1 = l(s1), else 0: Y @ coupling gives every M^{l1}."""
+        """``coupling[s1, (s, l1, s2)] = C^s_{s1,s2}`` where l1 = l(s1), else 0: Y @ coupling gives every M^{l1}.
+        schnetpack's own buffers give the terms: ``idx_in_1`` (s1), ``idx_in_2`` (s2), ``idx_out`` (s) and
+        ``Widx`` (l(s1), the filter order of each term)."""
         n_sph, n_l = (self.lmax + 1) ** 2, self.lmax + 1
-        l_of = torch.repeat_interleave(torch.arange(n_l), 2 * torch.arange(n_l) + 1)
         coupling = torch.zeros(n_sph, n_sph, n_l, n_sph, dtype=torch.float64)
-        cg = self.clebsch_gordan.detach().to("cpu", torch.float64)
-        s1, s2, s = (idx.to("cpu") for idx in (self.idx_in_1, self.idx_in_2, self.idx_out))
-        coupling.index_put_((s1, s, l_of[s1], s2), cg, accumulate=True)
+        index = tuple(idx.to("cpu") for idx in (self.idx_in_1, self.idx_out, self.Widx, self.idx_in_2))
+        coupling.index_put_(index, self.clebsch_gordan.detach().to("cpu", torch.float64), accumulate=True)
         self.register_buffer("coupling", coupling.reshape(n_sph, -1).to(self.clebsch_gordan), persistent=False)
 
     def forward(self, x: torch.Tensor, radial_ij: torch.Tensor, dir_ij: torch.Tensor, cutoff_ij: torch.Tensor,
@@ -56,6 +56,16 @@ class FactorizedSO3Convolution(SO3Convolution):
         filters = (self.filternet(radial_ij) * cutoff_ij).view(-1, n_l, 1, n_features)
         weighted = (filters * x[idx_j][:, None]).reshape(-1, n_l * n_sph, n_features)  # [e, (l1, s2), f]
         return scatter_add(torch.bmm(coupling, weighted), idx_i, dim_size=x.shape[0])
+
+
+def _make_factorized(conv: SO3Convolution) -> None:
+    conv.__class__ = FactorizedSO3Convolution
+    conv._add_coupling()
+
+
+def _make_schnetpack(conv: FactorizedSO3Convolution) -> None:
+    conv.__class__ = SO3Convolution
+    del conv.coupling
 
 
 def set_so3_convolutions(model: torch.nn.Module, implementation: str = "factorized") -> int:
@@ -69,11 +79,9 @@ def set_so3_convolutions(model: torch.nn.Module, implementation: str = "factoriz
     convolutions = [m for m in model.modules() if isinstance(m, SO3Convolution)]
     for conv in convolutions:
         if implementation == "factorized" and type(conv) is not FactorizedSO3Convolution:
-            conv.__class__ = FactorizedSO3Convolution
-            conv._add_coupling()
-        elif implementation == "schnetpack" and type(conv) is not SO3Convolution:
-            conv.__class__ = SO3Convolution
-            del conv.coupling
+            _make_factorized(conv)
+        elif implementation == "schnetpack" and type(conv) is FactorizedSO3Convolution:
+            _make_schnetpack(conv)
     return len(convolutions)
 
 
@@ -83,11 +91,9 @@ def schnetpack_convolutions(model: torch.nn.Module):
     schnetpack alone, e.g. ``SpkCalculator`` or an older checkout, can load); afterwards they are factorized again."""
     factorized = [m for m in model.modules() if type(m) is FactorizedSO3Convolution]
     for conv in factorized:
-        conv.__class__ = SO3Convolution
-        del conv.coupling
+        _make_schnetpack(conv)
     try:
         yield model
     finally:
         for conv in factorized:
-            conv.__class__ = FactorizedSO3Convolution
-            conv._add_coupling()
+            _make_factorized(conv)
